@@ -1,0 +1,77 @@
+"""The matrix-group interface every sampler implements.
+
+Shape glossary (used throughout ``latentequiv``):
+    B  batch of group elements / samples
+    N  points or tokens per sample
+    D  embedding width
+    d  dimension of the space the group acts on (3 for SO(3) and O(3), 2 for SO(2))
+
+A group element is a ``(B, d, d)`` orthogonal matrix. Vectors are row vectors, so
+the action on ``x`` of shape ``(B, d)`` or ``(B, N, d)`` is ``x @ g.transpose(-1, -2)``,
+i.e. ``x_i -> g x_i`` for every point.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+
+
+class Group(abc.ABC):
+    """A matrix group acting linearly on ``R^d``.
+
+    Subclasses implement :meth:`sample`; everything else follows from the matrices.
+    """
+
+    #: dimension of the space the group acts on
+    dim: int
+
+    @abc.abstractmethod
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """Draw ``n`` elements from the group's Haar (uniform) measure. Returns ``(n, d, d)``."""
+
+    def identity(
+        self,
+        n: int = 1,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """``n`` copies of the identity, ``(n, d, d)``."""
+        return torch.eye(self.dim, dtype=dtype, device=device).expand(n, self.dim, self.dim).clone()
+
+    @staticmethod
+    def compose(g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The product ``g h`` (apply ``h`` first, then ``g``)."""
+        return g @ h
+
+    @staticmethod
+    def inverse(g: torch.Tensor) -> torch.Tensor:
+        """The inverse of an orthogonal matrix is its transpose."""
+        return g.transpose(-1, -2)
+
+    @staticmethod
+    def act(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Apply ``g`` to row vectors.
+
+        Args:
+            g: ``(B, d, d)`` group elements.
+            x: ``(B, d)`` vectors or ``(B, N, d)`` point sets (``g[b]`` acts on every point of ``x[b]``).
+
+        Returns:
+            Tensor shaped like ``x``.
+        """
+        if x.dim() == g.dim() - 1:
+            return torch.einsum("...ij,...j->...i", g, x)
+        return x @ g.transpose(-1, -2)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
