@@ -1,0 +1,94 @@
+"""Gaussian radial-basis distance features (paper, Appendix A.4).
+
+``phi_k(r) = exp(-gamma (r - mu_k)^2)`` with ``K`` centres ``mu_k`` uniform on ``[0, r_cut]`` and
+``gamma = 1 / (2 delta^2)``, ``delta = r_cut / (K - 1)`` the centre spacing (the paper leaves gamma
+out; one spacing per standard deviation makes neighbouring Gaussians overlap smoothly).
+
+Two uses, both computed per attention bucket so no cross-molecule pair is ever formed:
+    (a) per atom ``sum_{j != i} phi(r_ij) fc(r_ij)`` with the cosine cutoff
+        ``fc(r) = (cos(pi r / r_cut) + 1) / 2`` for ``r < r_cut`` else 0;
+    (b) per head a linear map of ``phi(r_ij)`` added to the attention logits
+        (see :class:`~transip.model.SelfAttention`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._attention import AttentionLayout
+
+
+def gaussian_rbf(r: torch.Tensor, centres: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``exp(-gamma (r - mu_k)^2)``.
+
+    Shape:
+        - r: ``(*)`` distances
+        - centres: ``(K,)``
+        - output: ``(*, K)``
+    """
+    return torch.exp(-gamma * (r[..., None] - centres.to(r.dtype)) ** 2)
+
+
+def cosine_cutoff(r: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """``(cos(pi r / r_cut) + 1) / 2`` inside the cutoff, 0 outside; smooth at ``r_cut``."""
+    return torch.where(r < cutoff, 0.5 * (torch.cos(r * (math.pi / cutoff)) + 1.0), torch.zeros_like(r))
+
+
+def pair_distances(positions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances between the atoms of each molecule of a bucket, safe to differentiate twice.
+
+    ``sqrt`` has an infinite derivative at 0, so the diagonal and padded pairs are fed a dummy
+    value before the root and set to 0 after (no NaN leaks into the gradients).
+
+    Shape:
+        - positions: ``(B, N, 3)``
+        - mask: ``(B, N)`` bool, real atoms
+        - output: ``r (B, N, N)`` and ``pairs (B, N, N)`` bool, real ``i != j`` pairs
+    """
+    n = positions.shape[1]
+    eye = torch.eye(n, dtype=torch.bool, device=positions.device)
+    pairs = mask[:, :, None] & mask[:, None, :] & ~eye  # (B, N, N)
+    diff = positions[:, :, None, :] - positions[:, None, :, :]  # (B, N, N, 3)
+    d2 = (diff * diff).sum(-1)
+    r = torch.sqrt(torch.where(pairs, d2, torch.ones_like(d2)))
+    return torch.where(pairs, r, torch.zeros_like(r)), pairs
+
+
+class RadialBasis(nn.Module):
+    """Gaussian RBF expansion of all intra-molecular distances of a batch.
+
+    Args:
+        num_rbf: number of channels ``K`` (>= 1).
+        cutoff: largest centre and cosine-cutoff radius, Å.
+    """
+
+    def __init__(self, num_rbf: int, cutoff: float):
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.register_buffer("centres", torch.linspace(0.0, cutoff, num_rbf), persistent=False)
+        spacing = cutoff / max(num_rbf - 1, 1)
+        self.gamma = 0.5 / spacing**2
+
+    def forward(
+        self, positions: torch.Tensor, layout: AttentionLayout
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Pair features per bucket and the per-atom cutoff-weighted sum.
+
+        Shape:
+            - positions: ``(T, 3)``
+            - output: ``[(B_b, N_b, N_b, K)]`` per bucket, and ``(T, K)`` per-atom sums
+        """
+        pair_phi, atom_phi = [], []
+        for bucket, pos in zip(layout.buckets, layout.gather(positions), strict=True):
+            r, pairs = pair_distances(pos, bucket.mask)  # (B_b, N_b, N_b)
+            phi = gaussian_rbf(r, self.centres, self.gamma)  # (B_b, N_b, N_b, K)
+            weight = cosine_cutoff(r, self.cutoff) * pairs  # self and padding pairs excluded
+            atom_phi.append((phi * weight[..., None]).sum(2))  # (B_b, N_b, K)
+            pair_phi.append(phi)
+        return pair_phi, layout.scatter(atom_phi)
+
+    def extra_repr(self) -> str:
+        return f"num_rbf={self.centres.numel()}, cutoff={self.cutoff}, gamma={self.gamma:.4g}"

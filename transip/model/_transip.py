@@ -1,0 +1,192 @@
+"""TransIP: atoms as tokens, a plain Transformer, a pooled energy and conservative forces.
+
+Architecture (paper, Section 3.1 and Appendix A)::
+
+    x_c   = x - x_com                                  centred positions, (T, 3)
+    h     = concat(phi_Z(Z), phi_x(x_c))               tokens, (T, D)
+    h    += W sum_{j != i} phi(r_ij) fc(r_ij)           optional RBF atom features
+    b     = psi_q(q) + psi_s(s)                        per molecule, (B, D)
+    h     = Block_l(h + b, attention bias w_l . phi(r_ij)) for l = 1..L
+    h     = LayerNorm(h)                               node embeddings, (T, D)
+    E     = scale * sum_i head(h_i) + sum_i e_ref[Z_i]  (or head(mean_i h_i) with mean pooling)
+    F     = -dE/dx                                     autograd, (T, 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+from torch import nn
+
+from ..data import Batch
+from ._attention import AttentionLayout
+from ._block import TransformerBlock
+from ._config import TransIPConfig
+from ._embedding import AtomTokens, GlobalBias, centre_of_mass, check_numbers
+from ._rbf import RadialBasis
+from ._readout import EnergyHead, ReferencedEnergy, segment_pool
+
+
+@dataclass
+class TransIPOutput:
+    """What :class:`TransIP` returns for a batch.
+
+    Attributes:
+        energy: ``(B,)`` float64 total energies, eV, element references included.
+        forces: ``(T, 3)`` forces, eV/Å, in the dtype of ``batch.positions``; ``None`` when not asked.
+        node_embedding: ``(T, D)`` final (normalised) atom embeddings.
+        graph_embedding: ``(B, D)`` mean of each molecule's atom embeddings.
+    """
+
+    energy: torch.Tensor
+    forces: torch.Tensor | None
+    node_embedding: torch.Tensor
+    graph_embedding: torch.Tensor
+
+    def detach(self) -> TransIPOutput:
+        return replace(self, **{f.name: _detach(getattr(self, f.name)) for f in fields(self)})
+
+
+def _detach(x):
+    return x.detach() if isinstance(x, torch.Tensor) else x
+
+
+class TransIP(nn.Module):
+    """The TransIP interatomic potential.
+
+    Args:
+        config: the hyper-parameters.
+        element_references: optional per-element reference energies, a
+            :class:`transip.data.ElementReferences` or a ``(119,)`` tensor (see
+            :meth:`set_element_references`).
+
+    Example:
+        >>> from transip.data import Batch, Molecule
+        >>> model = TransIP(TransIPConfig.preset("tiny"))
+        >>> water = Molecule(positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]], numbers=[8, 1, 1])
+        >>> out = model(Batch.from_molecules([water, water]))
+        >>> out.energy.shape, out.energy.dtype, out.forces.shape
+        (torch.Size([2]), torch.float64, torch.Size([6, 3]))
+    """
+
+    def __init__(self, config: TransIPConfig, element_references=None):
+        super().__init__()
+        c = self.config = config
+        species_dim, position_dim = c.token_dims
+        self.tokens = AtomTokens(c.d_model, species_dim, position_dim, c.max_z)
+        self.rbf = RadialBasis(c.num_rbf, c.rbf_cutoff) if c.num_rbf > 0 else None
+        self.rbf_embed = nn.Linear(c.num_rbf, c.d_model) if c.num_rbf > 0 else None
+        self.global_bias = GlobalBias(c.d_model, c.charge_range, c.spin_range)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(c.d_model, c.n_heads, c.mlp_ratio, c.num_rbf, c.dropout, c.attn_dropout)
+            for _ in range(c.n_layers)
+        )
+        self.norm = nn.LayerNorm(c.d_model)
+        self.head = EnergyHead(c.d_model)
+        self.force_head = nn.Linear(c.d_model, 3) if c.direct_forces else None
+        self.energy = ReferencedEnergy()
+        if element_references is not None:
+            self.set_element_references(element_references)
+
+    def forward(self, batch: Batch, *, compute_forces: bool = True, training: bool = False) -> TransIPOutput:
+        """Energies, forces and embeddings of a packed batch.
+
+        Args:
+            batch: the molecules.
+            compute_forces: also return forces (``-dE/dx``, or the direct head's prediction).
+            training: keep the autograd graph of all outputs so a loss on them can be
+                back-propagated (conservative forces then use ``create_graph=True`` and the
+                double-differentiable attention path). With ``False`` all outputs are detached.
+        """
+        conservative = compute_forces and self.force_head is None
+        positions = batch.positions
+        if conservative and not positions.requires_grad:
+            positions = positions.detach().requires_grad_(True)
+        with torch.set_grad_enabled(torch.is_grad_enabled() or conservative):
+            node = self._encode(positions, batch, double_backward=conservative and training)
+            graph = segment_pool(node, batch.batch, batch.num_molecules, "mean")  # (B, D)
+            energy = self._energy(node, graph, batch)  # (B,) float64
+            forces = None
+            if conservative:
+                (grad,) = torch.autograd.grad(energy.sum(), positions, create_graph=training)
+                forces = -grad  # (T, 3)
+            elif compute_forces:
+                forces = self.force_head(node).to(positions.dtype)
+        out = TransIPOutput(energy, forces, node, graph)
+        return out if training else out.detach()
+
+    def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node ``(T, D)`` and graph ``(B, D)`` embeddings, differentiable, without forces."""
+        node = self._encode(batch.positions, batch)
+        return node, segment_pool(node, batch.batch, batch.num_molecules, "mean")
+
+    def _encode(
+        self, positions: torch.Tensor, batch: Batch, *, double_backward: bool = False
+    ) -> torch.Tensor:
+        self._check(batch)
+        c, num_molecules = self.config, batch.num_molecules
+        x = positions.to(self.norm.weight.dtype)  # the model's precision; grads flow back in the input's
+        layout = AttentionLayout.from_ptr(batch.ptr, growth=c.bucket_growth, slack=c.bucket_slack)
+        com = centre_of_mass(x, self.tokens.masses[batch.numbers], batch.batch, num_molecules)  # (B, 3)
+        x = x - com[batch.batch]  # (T, 3)
+        h = self.tokens(batch.numbers, x)  # (T, D)
+        pair_phi = None
+        if self.rbf is not None:
+            pair_phi, atom_phi = self.rbf(x, layout)  # [(B_b, N_b, N_b, K)], (T, K)
+            h = h + self.rbf_embed(atom_phi)
+        bias = self.global_bias(batch.charge, batch.spin)[batch.batch]  # (T, D)
+        for block in self.blocks:
+            h = block(h + bias, layout, pair_phi, double_backward=double_backward)
+        return self.norm(h)
+
+    def _energy(self, node: torch.Tensor, graph: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.config.pooling == "sum":
+            raw = segment_pool(self.head(node), batch.batch, batch.num_molecules, "sum")  # (B,)
+        else:
+            raw = self.head(graph)  # (B,)
+        return self.energy(raw, batch.numbers, batch.batch, batch.num_molecules)
+
+    def _check(self, batch: Batch) -> None:
+        check_numbers(batch.numbers, self.config.max_z)
+        largest = int((batch.ptr[1:] - batch.ptr[:-1]).max())
+        if largest > self.config.max_atoms:
+            raise ValueError(f"a molecule has {largest} atoms; the context length is {self.config.max_atoms}")
+
+    @property
+    def energy_scale(self) -> torch.Tensor:
+        """``()`` float64 buffer: the head predicts referenced energies in this unit (eV)."""
+        return self.energy.scale
+
+    def set_energy_scale(self, scale: float) -> None:
+        """Set the head's energy unit (e.g. the RMS of referenced training energies)."""
+        if not float(scale) > 0:
+            raise ValueError(f"energy scale must be positive, got {scale}")
+        self.energy.scale.fill_(float(scale))
+
+    @property
+    def element_energies(self) -> torch.Tensor:
+        """``(119,)`` float64 reference energy per atomic number, eV."""
+        return self.energy.element_energies
+
+    def set_element_references(self, refs) -> None:
+        """Set the per-element reference energies added to every prediction.
+
+        Args:
+            refs: a :class:`transip.data.ElementReferences` (its ``energies``) or anything
+                ``torch.as_tensor`` turns into ``(119,)`` values in eV, indexed by atomic number.
+        """
+        values = torch.as_tensor(getattr(refs, "energies", refs), dtype=torch.float64)
+        target = self.energy.element_energies
+        if values.shape != target.shape:
+            raise ValueError(
+                f"element references must have shape {tuple(target.shape)}, got {tuple(values.shape)}"
+            )
+        target.copy_(values.to(target.device))
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (
+            f"d_model={c.d_model}, n_layers={c.n_layers}, n_heads={c.n_heads}, "
+            f"num_rbf={c.num_rbf}, pooling={c.pooling}"
+        )
