@@ -1,0 +1,70 @@
+"""The report every finite-sample probe returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class EquivarianceReport:
+    """Summary of ``||fn(g.x) - rho(g) fn(x)||`` over sampled group elements.
+
+    Norms are taken per item (over all but the leading dimension of the output); the relative error
+    divides by the norm of the reference ``fn(g.x)`` plus the machine epsilon of ``dtype``.
+
+    Attributes:
+        abs_mean: mean absolute error over items and samples.
+        abs_max: largest absolute error.
+        rel_mean: mean relative error.
+        rel_max: largest relative error.
+        n_samples: how many group elements were drawn per item.
+        dtype: the precision the outputs were computed in.
+        kind: what was measured: ``"equivariance"``, ``"invariance"`` or ``"latent equivariance"``.
+    """
+
+    abs_mean: float
+    abs_max: float
+    rel_mean: float
+    rel_max: float
+    n_samples: int
+    dtype: torch.dtype
+    kind: str = "equivariance"
+
+    def __str__(self) -> str:
+        dtype = str(self.dtype).removeprefix("torch.")
+        return (
+            f"{self.kind} error ({dtype}, {self.n_samples} samples): "
+            f"abs mean {self.abs_mean:.3e} max {self.abs_max:.3e} | "
+            f"rel mean {self.rel_mean:.3e} max {self.rel_max:.3e}"
+        )
+
+
+def item_norms(t: torch.Tensor) -> torch.Tensor:
+    """Per-item Euclidean norms ``(B,)`` over all but the leading dimension (a 0-d tensor is one item)."""
+    if t.dim() == 0:
+        return t.abs().reshape(1)
+    return t.reshape(t.shape[0], -1).norm(dim=1)
+
+
+def summarise(
+    abs_errors: list[torch.Tensor],
+    rel_errors: list[torch.Tensor],
+    *,
+    n_samples: int,
+    dtype: torch.dtype,
+    kind: str,
+) -> EquivarianceReport:
+    """Collect per-sample ``(B,)`` error tensors into a report."""
+    a = torch.cat(abs_errors).double()
+    r = torch.cat(rel_errors).double()
+    return EquivarianceReport(
+        abs_mean=a.mean().item(),
+        abs_max=a.max().item(),
+        rel_mean=r.mean().item(),
+        rel_max=r.max().item(),
+        n_samples=n_samples,
+        dtype=dtype,
+        kind=kind,
+    )
