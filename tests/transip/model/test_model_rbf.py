@@ -1,0 +1,57 @@
+"""Gaussian radial basis, cosine cutoff and twice-differentiable pair distances."""
+
+import math
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transip.model import AttentionLayout, RadialBasis, cosine_cutoff, gaussian_rbf, pair_distances
+
+F64 = torch.float64
+
+
+@settings(max_examples=50, deadline=None)
+@given(r=st.floats(0.0, 10.0), k=st.integers(2, 64))
+def test_gaussian_rbf_peaks_at_its_centre(r, k):
+    centres = torch.linspace(0, 6.0, k, dtype=F64)
+    phi = gaussian_rbf(torch.tensor(r, dtype=F64), centres, gamma=2.0)
+    assert phi.shape == (k,)
+    assert bool(((phi > 0) & (phi <= 1)).all())
+    nearest = (centres - r).abs().argmin()
+    assert int(phi.argmax()) == int(nearest)
+
+
+def test_cosine_cutoff_shape():
+    r = torch.tensor([0.0, 3.0, 6.0, 7.0], dtype=F64)
+    torch.testing.assert_close(cosine_cutoff(r, 6.0), torch.tensor([1.0, 0.5, 0.0, 0.0], dtype=F64))
+    # smooth at the cutoff: zero slope from inside
+    x = torch.tensor(6.0 - 1e-6, dtype=F64, requires_grad=True)
+    (slope,) = torch.autograd.grad(cosine_cutoff(x, 6.0), x)
+    assert abs(float(slope)) < 1e-5
+
+
+def test_pair_distances_twice_differentiable_without_nan():
+    pos = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0], [0.0, 0, 0]]], dtype=F64, requires_grad=True)
+    mask = torch.tensor([[True, True, False]])  # the padded slot sits on top of atom 0
+    r, pairs = pair_distances(pos, mask)
+    assert pairs.tolist() == [[[False, True, False], [True, False, False], [False, False, False]]]
+    torch.testing.assert_close(r[0, 0, 1], torch.tensor(1.0, dtype=F64))
+    (g,) = torch.autograd.grad((r**2).sum() + r.sum(), pos, create_graph=True)
+    (gg,) = torch.autograd.grad(g.square().sum(), pos)
+    assert torch.isfinite(g).all() and torch.isfinite(gg).all()
+
+
+def test_atom_features_sum_over_other_atoms_only():
+    # two molecules: a pair at distance 1 and a lone atom (no neighbours: zero features)
+    rbf = RadialBasis(8, 6.0).to(F64)
+    positions = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [5.0, 5, 5]], dtype=F64)
+    layout = AttentionLayout.from_ptr(torch.tensor([0, 2, 3]), growth=math.inf)
+    pair_phi, atom_phi = rbf(positions, layout)
+    expect = gaussian_rbf(torch.tensor(1.0, dtype=F64), rbf.centres, rbf.gamma) * cosine_cutoff(
+        torch.tensor(1.0, dtype=F64), 6.0
+    )
+    torch.testing.assert_close(atom_phi[0], expect)
+    torch.testing.assert_close(atom_phi[1], expect)
+    assert torch.equal(atom_phi[2], torch.zeros(8, dtype=F64))
+    assert pair_phi[0].shape == (2, 2, 2, 8)
