@@ -1,0 +1,77 @@
+"""An ASE calculator backed by a TransIP model, for molecular dynamics and relaxations.
+
+Charge and spin multiplicity come from ``atoms.info["charge"]`` and ``atoms.info["spin"]`` (the
+OMol25 convention; defaults 0 and 1). Changing either invalidates the cached results.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from .checkpoint import load_model
+from .data import Batch, Molecule
+from .model import TransIP
+
+__all__ = ["TransIPCalculator"]
+
+
+class TransIPCalculator(Calculator):
+    """ASE calculator for one molecule at a time.
+
+    Args:
+        model_or_path: a :class:`~transip.model.TransIP` or a checkpoint path.
+        device: where the model runs.
+        dtype: precision of the model and the positions (``torch.float64`` for very tight
+            relaxations or long NVE runs); energies are float64 regardless.
+
+    Example:
+        >>> from ase.build import molecule
+        >>> from transip.model import TransIPConfig
+        >>> atoms = molecule("H2O")
+        >>> atoms.calc = TransIPCalculator(TransIP(TransIPConfig.preset("tiny")))
+        >>> atoms.get_forces().shape
+        (3, 3)
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(
+        self,
+        model_or_path: TransIP | str | os.PathLike,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        model = model_or_path if isinstance(model_or_path, TransIP) else load_model(model_or_path, device)
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self._state: tuple[int, int] | None = None
+
+    def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
+        changes = super().check_state(atoms, tol)
+        if self._state is not None and self._state != _charge_spin(atoms):
+            changes.append("charge_spin")
+        return changes
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        charge, spin = self._state = _charge_spin(self.atoms)
+        molecule = Molecule(self.atoms.positions, self.atoms.numbers, charge=charge, spin=spin)
+        batch = Batch.from_molecules([molecule], dtype=self.dtype).to(self.device)
+        out = self.model(batch, compute_forces=True)  # always: MD asks for both, one pass is cheaper
+        energy = float(out.energy[0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": out.forces.detach().cpu().numpy().astype(np.float64),
+        }
+
+
+def _charge_spin(atoms) -> tuple[int, int]:
+    return int(atoms.info.get("charge", 0)), int(atoms.info.get("spin", 1))
