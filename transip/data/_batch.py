@@ -63,10 +63,40 @@ class Batch:
             out[f.name] = v
         return replace(self, **out)
 
+    def pin_memory(self) -> Batch:
+        """Copy tensors to pinned host memory (``DataLoader(pin_memory=True)`` calls this)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.pin_memory() if isinstance(v, torch.Tensor) else v
+        return replace(self, **out)
+
+    def to_molecules(self) -> list[Molecule]:
+        """Unpack into molecules (float64 numpy arrays); the inverse of :meth:`from_molecules`
+        up to the dtype the batch was built with. Per-molecule ``info`` and ``data_id`` are not
+        kept in a batch and come back empty."""
+        out = []
+
+        def host(t: torch.Tensor) -> np.ndarray:
+            return t.detach().cpu().double().numpy()
+
+        for b in range(self.num_molecules):
+            lo, hi = int(self.ptr[b]), int(self.ptr[b + 1])
+            out.append(
+                Molecule(
+                    positions=host(self.positions[lo:hi]),
+                    numbers=self.numbers[lo:hi].cpu().numpy(),
+                    charge=int(self.charge[b]),
+                    spin=int(self.spin[b]),
+                    energy=None if self.energy is None else float(self.energy[b]),
+                    forces=None if self.forces is None else host(self.forces[lo:hi]),
+                    source=self.sources[b] if self.sources else "",
+                )
+            )
+        return out
+
     @classmethod
-    def from_molecules(
-        cls, molecules: Sequence[Molecule], dtype: torch.dtype = torch.float32
-    ) -> Batch:
+    def from_molecules(cls, molecules: Sequence[Molecule], dtype: torch.dtype = torch.float32) -> Batch:
         """Pack molecules into one batch (no padding)."""
         if len(molecules) == 0:
             raise ValueError("cannot build a Batch from zero molecules")
@@ -84,9 +114,7 @@ class Batch:
             batch=torch.repeat_interleave(torch.arange(len(molecules)), sizes),
             charge=torch.tensor([m.charge for m in molecules], dtype=torch.long),
             spin=torch.tensor([m.spin for m in molecules], dtype=torch.long),
-            energy=torch.tensor([m.energy for m in molecules], dtype=torch.float64)
-            if has_e
-            else None,
+            energy=torch.tensor([m.energy for m in molecules], dtype=torch.float64) if has_e else None,
             forces=torch.from_numpy(np.concatenate([m.forces for m in molecules])).to(dtype)
             if has_f
             else None,
