@@ -5,30 +5,16 @@ from __future__ import annotations
 import torch
 
 from ._base import Group
-
-
-def _quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Unit quaternions ``(..., 4)`` in ``(w, x, y, z)`` order to rotation matrices ``(..., 3, 3)``."""
-    w, x, y, z = q.unbind(-1)
-    two = 2.0
-    row0 = torch.stack(
-        [1 - two * (y * y + z * z), two * (x * y - z * w), two * (x * z + y * w)], -1
-    )
-    row1 = torch.stack(
-        [two * (x * y + z * w), 1 - two * (x * x + z * z), two * (y * z - x * w)], -1
-    )
-    row2 = torch.stack(
-        [two * (x * z - y * w), two * (y * z + x * w), 1 - two * (x * x + y * y)], -1
-    )
-    return torch.stack([row0, row1, row2], -2)
+from ._quaternion import quaternion_to_matrix
 
 
 class SO3(Group):
-    """Proper rotations of ``R^3``.
+    """Proper rotations of ``R^3`` (orthogonal, ``det = +1``).
 
     Sampling is exactly Haar-uniform: a standard normal 4-vector, normalised, is uniform on
     the unit 3-sphere, and the double cover ``S^3 -> SO(3)`` pushes that measure forward to
-    the Haar measure (Shoemake, "Uniform random rotations", Graphics Gems III, 1992).
+    the Haar measure (Shoemake, "Uniform random rotations", Graphics Gems III, 1992). Samples are
+    drawn in float64 and then cast, so a seed gives the same rotations in every dtype.
 
     Example:
         >>> g = SO3().sample(5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -41,6 +27,5 @@ class SO3(Group):
     dim = 3
 
     def sample(self, n, *, generator=None, dtype=torch.float32, device=None):
-        q = torch.randn(n, 4, generator=generator, dtype=torch.float64, device=device)
-        q = q / q.norm(dim=-1, keepdim=True)
-        return _quaternion_to_matrix(q).to(dtype)
+        q = torch.randn(n, 4, generator=generator, dtype=torch.float64, device=device)  # uniform on S^3
+        return quaternion_to_matrix(q).to(dtype)
