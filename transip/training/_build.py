@@ -1,0 +1,196 @@
+"""From a :class:`TrainingConfig` to objects: the one place where YAML names become classes.
+
+The name maps below are the only string-to-class lookups of the project; library code takes the
+objects themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentequiv.losses import contrastive_latent_loss, latent_equivariance_loss
+from latentequiv.tau import HyperLinearTau, IdentityTau, MLPTau
+from transip.data import (
+    ElementReferences,
+    ReferenceFitReport,
+    bundled_dataset,
+    read_dataset,
+    split_dataset,
+    subset,
+)
+from transip.model import TransIP, TransIPConfig
+
+from ._config import ConfigError, DataConfig, EquivarianceConfig, ModelSection, OptimConfig, TrainingConfig
+from ._objective import TransIPObjective
+
+#: ``equivariance.tau`` -> tau-network class
+TAU_KINDS: dict[str, type[nn.Module]] = {
+    "mlp": MLPTau,
+    "identity": IdentityTau,
+    "hyperlinear": HyperLinearTau,
+}
+#: ``equivariance.loss`` -> latent loss function
+LATENT_LOSSES = {"mse": latent_equivariance_loss, "contrastive": contrastive_latent_loss}
+#: ``train.dtype`` -> torch dtype
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+BUNDLED_PREFIX = "bundled:"
+
+
+def resolve_path(spec: str, *, key: str = "data") -> Path:
+    """A data path, or ``bundled:<name>`` for a dataset shipped with the package.
+
+    Raises:
+        ConfigError: the file (or bundled name) does not exist.
+    """
+    if spec.startswith(BUNDLED_PREFIX):
+        name = spec[len(BUNDLED_PREFIX) :]
+        try:
+            return Path(bundled_dataset(name))
+        except (KeyError, ValueError, FileNotFoundError) as e:
+            raise ConfigError(f"{key}: no bundled dataset {name!r} ({e})") from None
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{key}: file not found: {path}")
+    return path
+
+
+def check_paths(config: TrainingConfig) -> None:
+    """Fail early (before any work) if a configured data file is missing."""
+    for key in ("train", "val", "test"):
+        spec = getattr(config.data, key)
+        if spec:
+            resolve_path(spec, key=f"data.{key}")
+
+
+def resolve_model_config(section: ModelSection) -> TransIPConfig:
+    """The :class:`TransIPConfig` of a model section (preset plus overrides).
+
+    Raises:
+        ConfigError: the combination is invalid (e.g. ``d_model`` not divisible by ``n_heads``).
+    """
+    try:
+        return TransIPConfig.preset(section.preset, **dict(section.overrides))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model: {e}") from None
+
+
+def full_model_section(section: ModelSection) -> ModelSection:
+    """The same model with every field spelled out (what a run directory records)."""
+    resolved = resolve_model_config(section).to_dict()
+    return ModelSection(preset=section.preset, overrides=tuple(sorted(resolved.items())))
+
+
+def _read(spec: str, data: DataConfig, key: str, max_atoms: int):
+    return read_dataset(
+        resolve_path(spec, key=key),
+        energy_key=data.energy_key or None,
+        forces_key=data.forces_key or None,
+        max_atoms=max_atoms,
+    )
+
+
+def _limit(dataset, n: int, seed: int):
+    """At most ``n`` molecules, a seeded random subset (``n = 0``: all)."""
+    if n <= 0 or n >= len(dataset):
+        return dataset
+    idx = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])
+    return subset(dataset, idx)
+
+
+def load_datasets(data: DataConfig, *, seed: int, max_atoms: int):
+    """``(train, val, test)``: ``val`` is split off ``train`` when no file is given; ``test`` may be None."""
+    train = _read(data.train, data, "data.train", max_atoms)
+    if data.val:
+        val = _read(data.val, data, "data.val", max_atoms)
+    else:
+        train, val = split_dataset(
+            train, [1.0 - data.val_fraction, data.val_fraction], seed=seed, by=data.split_by
+        )
+    test = _read(data.test, data, "data.test", max_atoms) if data.test else None
+    return _limit(train, data.max_train, seed), _limit(val, data.max_val, seed + 1), test
+
+
+@dataclass(frozen=True)
+class ReferenceFit:
+    """Element references fitted on the training set and the energy scale derived from them."""
+
+    references: ElementReferences
+    report: ReferenceFitReport
+    energy_scale: float
+
+
+def fit_references(train) -> ReferenceFit:
+    """Least-squares element references (float64) and the energy scale: the RMS of the residuals.
+
+    The scale is the unit the energy head predicts in, so the referenced energies the head must
+    produce are of order one at the start (floored at 1 meV so a perfect fit cannot divide by zero).
+    """
+    refs, report = ElementReferences.fit(train)
+    return ReferenceFit(refs, report, max(report.rmse, 1e-3))
+
+
+def build_model(config: TrainingConfig, fit: ReferenceFit | None = None) -> TransIP:
+    """A fresh TransIP with the fitted references and energy scale."""
+    model = TransIP(resolve_model_config(config.model))
+    if fit is not None:
+        model.set_element_references(fit.references)
+        model.set_energy_scale(fit.energy_scale)
+    return model
+
+
+def build_tau(eq: EquivarianceConfig, dim: int) -> nn.Module | None:
+    """The tau-network of TransIP mode (``None`` in the other modes)."""
+    if eq.mode != "transip":
+        return None
+    cls = TAU_KINDS[eq.tau]
+    hidden = eq.tau_hidden or 2 * dim
+    if cls is MLPTau:
+        return MLPTau(dim, group_dim=3, hidden=hidden, depth=eq.tau_depth, residual=eq.tau_residual)
+    if cls is HyperLinearTau:
+        return HyperLinearTau(dim, group_dim=3, hidden=hidden, depth=eq.tau_depth)
+    return cls()
+
+
+def build_latent_loss(eq: EquivarianceConfig):
+    """The latent loss with its options bound (``normalize`` or ``temperature``)."""
+    fn = LATENT_LOSSES[eq.loss]
+    if fn is contrastive_latent_loss:
+        return functools.partial(fn, temperature=eq.temperature)
+    return functools.partial(fn, normalize=eq.normalize)
+
+
+def build_objective(config: TrainingConfig, model: TransIP) -> TransIPObjective:
+    """Model + tau + the objective's settings, as one module."""
+    eq = config.equivariance
+    tau = build_tau(eq, model.config.d_model)
+    return TransIPObjective(
+        model,
+        tau=tau,
+        latent_loss=build_latent_loss(eq) if tau is not None else None,
+        augment=eq.mode == "transaug",
+        target=eq.target,
+        padded_latent=eq.loss == "contrastive",
+        energy_weight=config.loss.energy_weight,
+        force_weight=config.loss.force_weight,
+        equivariance_weight=eq.weight,
+        energy_kind=config.loss.energy,
+        force_kind=config.loss.force,
+    )
+
+
+def build_optimizer(module: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (biases, norms and 1-d parameters are not decayed)."""
+    decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": optim.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))

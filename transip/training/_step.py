@@ -1,0 +1,172 @@
+"""One optimisation step and one validation pass, as functions of their inputs.
+
+Nothing here knows about files, logging or the step budget; the loop in ``_trainer.py`` drives
+them. With ``DistributedDataParallel`` the objective passed in is the wrapped module and the
+validation sums are all-reduced before :func:`validation_metrics`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from latentequiv.groups import SO3
+from transip.evaluation import MetricAccumulator, rotation_statistics
+from transip.evaluation._equivariance import combine, summarise
+from transip.evaluation._loader import inference_batches
+
+from ._objective import LossTerms, TransIPObjective, energy_loss, force_loss
+
+
+def autocast_context(device: torch.device, amp: str):
+    """bf16 autocast on CUDA when asked; a no-op otherwise."""
+    if amp == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_step(
+    objective: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    batch,
+    rotations: torch.Tensor | None,
+    *,
+    grad_clip: float = 100.0,
+    amp: str = "none",
+) -> tuple[LossTerms, torch.Tensor | None]:
+    """Forward, backward, clip, optimiser and scheduler step.
+
+    Args:
+        objective: a :class:`TransIPObjective` (or a DDP wrapper of one).
+        optimizer, scheduler: stepped once.
+        batch: the training batch, on the model's device.
+        rotations: ``(B, 3, 3)`` for TransIP/TransAug, else ``None``.
+        grad_clip: maximum global gradient norm (``0`` disables clipping).
+        amp: ``"bf16"`` for autocast on CUDA, ``"none"``.
+
+    Returns:
+        ``(terms, grad_norm)``, detached tensors on the device (no host synchronisation here).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with autocast_context(batch.positions.device, amp):
+        terms = objective(batch, rotations)
+    terms.total.backward()
+    grad_norm = None
+    if grad_clip > 0:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip).detach()
+    optimizer.step()
+    scheduler.step()
+    return terms.detach(), grad_norm
+
+
+def validation_sums(
+    objective: TransIPObjective,
+    dataset,
+    *,
+    max_atoms: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    equivariance: bool = True,
+    seed: int = 0,
+) -> tuple[MetricAccumulator, torch.Tensor, torch.Tensor | None]:
+    """One pass over the validation set: accuracy sums, loss sums and symmetry-error sums.
+
+    Rotations for the symmetry errors come from a generator seeded with ``seed`` on every call, so
+    validation neither depends on nor disturbs the training randomness.
+
+    Returns:
+        ``(metrics, losses, symmetry)``: a :class:`MetricAccumulator`, ``(4,)`` float64 sums
+        ``[sum_b L_E * B, n_molecules, sum L_F * T, n_atoms]`` and the summed
+        :func:`transip.evaluation.rotation_statistics` (``None`` if not measured).
+    """
+    model, tau = objective.model, objective.tau
+    s = objective.settings
+    generator = torch.Generator().manual_seed(seed)
+    acc = MetricAccumulator()
+    losses = torch.zeros(4, dtype=torch.float64, device=device)
+    symmetry = None
+    for item in inference_batches(dataset, max_atoms=max_atoms, group_by="none", dtype=dtype, device=device):
+        b = item.batch
+        want_forces = b.forces is not None
+        out = model(b, compute_forces=want_forces, training=False)
+        acc.update(
+            b.num_atoms,
+            b.batch,
+            energy_pred=out.energy,
+            energy_true=b.energy,
+            forces_pred=out.forces,
+            forces_true=b.forces,
+        )
+        if b.energy is not None:
+            le = energy_loss(
+                out.energy, b.energy, b.num_atoms, model.energy_scale, s.get("energy_kind", "mse")
+            )
+            losses[0] += le.double() * b.num_molecules
+            losses[1] += b.num_molecules
+        if want_forces and out.forces is not None:
+            lf = force_loss(out.forces, b.forces, model.energy_scale, s.get("force_kind", "l2"))
+            losses[2] += lf.double() * b.forces.shape[0]
+            losses[3] += b.forces.shape[0]
+        if equivariance:
+            rotations = (
+                SO3().sample(b.num_molecules, generator=generator, dtype=torch.float64).to(device, dtype)
+            )
+            stats = rotation_statistics(
+                model,
+                b,
+                rotations,
+                tau=tau,
+                target=s.get("target", "node"),
+                output=out,
+                compute_forces=want_forces,
+            )
+            symmetry = combine(symmetry, stats)
+    return acc, losses, symmetry
+
+
+def validation_metrics(
+    objective: TransIPObjective,
+    acc: MetricAccumulator,
+    losses: torch.Tensor,
+    symmetry: torch.Tensor | None,
+) -> dict[str, float | None]:
+    """Flat metrics of a validation pass (the ``val.csv`` columns).
+
+    ``loss`` is the task part of the objective, ``lambda_E L_E + lambda_F L_F`` (comparable across
+    modes); accuracy in meV, meV/atom, meV/Å; symmetry errors as in
+    :class:`transip.evaluation.EquivarianceMetrics`.
+    """
+    s = objective.settings
+    m = acc.compute()
+    l = [float(v) for v in losses.cpu().tolist()]
+    l_e = l[0] / l[1] if l[1] > 0 else None
+    l_f = l[2] / l[3] if l[3] > 0 else None
+    loss = None
+    if l_e is not None:
+        loss = s.get("energy_weight", 5.0) * l_e + (
+            s.get("force_weight", 15.0) * l_f if l_f is not None else 0.0
+        )
+    out = {
+        "loss": loss,
+        "loss_energy": l_e,
+        "loss_force": l_f,
+        "energy_mae": m.energy_mae,
+        "energy_per_atom_mae": m.energy_per_atom_mae,
+        "force_mae": m.force_mae,
+        "force_cosine": m.force_cosine,
+    }
+    if symmetry is not None:
+        eq = summarise(
+            symmetry, n_rotations=1, dtype=torch.float64, target=s.get("target", "node"), tau=objective.tau
+        )
+        out.update(
+            rotation_energy_mae=eq.energy_abs_mean,
+            rotation_force_mae=eq.force_abs_mean,
+            latent_error=eq.latent_abs_mean,
+            latent_rel_error=eq.latent_rel_mean,
+        )
+    return out

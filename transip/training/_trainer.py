@@ -1,0 +1,327 @@
+"""The step-based training loop: validation, checkpoints, resume, signals, logs.
+
+:func:`train` is the entry point. The loop owns the bookkeeping; the arithmetic lives in
+:func:`~transip.training.train_step` and :func:`~transip.training.validation_sums`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from latentequiv.groups import SO3
+from transip.data import AtomBudgetSampler, Batch
+
+from ._build import (
+    DTYPES,
+    build_model,
+    build_objective,
+    build_optimizer,
+    check_paths,
+    fit_references,
+    full_model_section,
+    load_datasets,
+)
+from ._checkpointing import load_training_state, save_training_checkpoint
+from ._config import ConfigError, TrainingConfig, save_config
+from ._ema import ExponentialMovingAverage
+from ._finish import FinalReport, finish_run
+from ._logging import RunLogger
+from ._schedule import make_scheduler
+from ._state import LoopState, StopRequest, seed_everything
+from ._step import train_step, validation_metrics, validation_sums
+
+log = logging.getLogger("transip.training")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        run_dir: the run directory (config, logs, checkpoints, plots, metrics.json).
+        step: optimiser steps taken.
+        interrupted: the run stopped early (signal or ``stop_at``); ``last.pt`` holds its state.
+        history: validation rows ``{"step": ..., metric: value}`` in order (this process's part).
+        final: final evaluation of the best checkpoint (``None`` when interrupted).
+    """
+
+    run_dir: Path
+    step: int
+    interrupted: bool
+    history: list[dict] = field(default_factory=list)
+    final: FinalReport | None = None
+
+
+def default_run_dir(config: TrainingConfig) -> Path:
+    """``<root>/<YYYYmmdd-HHMMSS>-<mode>``, with a numeric suffix if it exists already."""
+    if config.logging.run_dir:
+        return Path(config.logging.run_dir)
+    base = Path(config.logging.root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.equivariance.mode}"
+    path, k = base, 1
+    while path.exists():
+        path, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return path
+
+
+class _SkipFirst:
+    """A batch sampler without its first ``k`` batches (to continue an epoch on resume)."""
+
+    def __init__(self, sampler, k: int) -> None:
+        self.sampler, self.k = sampler, k
+
+    def __iter__(self):
+        for i, indices in enumerate(self.sampler):
+            if i >= self.k:
+                yield indices
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.k)
+
+
+def check_config(config: TrainingConfig) -> None:
+    """Problems that only show in combination; raised before any work starts."""
+    check_paths(config)
+    full_model_section(config.model)  # raises ConfigError for an invalid model
+    if config.train.amp == "bf16" and not config.train.device.startswith("cuda"):
+        raise ConfigError("train.amp=bf16 needs a CUDA device (train.device=cuda)")
+    if config.train.steps < 1:
+        raise ConfigError("train.steps must be at least 1")
+    if not 0.0 < config.data.val_fraction < 1.0 and not config.data.val:
+        raise ConfigError("data.val_fraction must lie in (0, 1) when no data.val file is given")
+    if config.equivariance.loss == "contrastive" and config.equivariance.mode != "transip":
+        raise ConfigError("equivariance.loss=contrastive needs equivariance.mode=transip")
+
+
+def train(
+    config: TrainingConfig,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    stop_at: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> TrainResult:
+    """Train TransIP as configured; see ``docs/transip/training.md``.
+
+    Args:
+        config: the resolved configuration.
+        run_dir: where to write (default :func:`default_run_dir`); must hold ``last.pt`` to resume.
+        resume: continue from ``run_dir/last.pt`` (same result as an uninterrupted run on CPU).
+        quiet: no progress bar.
+        stop_at: stop after this many steps as if interrupted (``last.pt`` written), for tests and
+            time-sliced jobs.
+        on_step: called with the step number after every optimiser step.
+        rank, world_size: distributed position; only rank 0 writes files.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    check_config(config)
+    device, dtype = torch.device(config.train.device), DTYPES[config.train.dtype]
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    if resume and not (run_dir / "last.pt").is_file():
+        raise FileNotFoundError(f"cannot resume: no last.pt in {run_dir}")
+    writer = rank == 0
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = dataclasses.replace(config, model=full_model_section(config.model))
+        save_config(config, run_dir / "config.yaml")
+    seed_everything(config.train.seed)
+
+    train_set, val_set, test_set = load_datasets(config.data, seed=config.train.seed, max_atoms=1024)
+    fit = fit_references(train_set)
+    log.info(
+        "element references on %d molecules: residual MAE %.4f eV, RMSE %.4f eV (energy scale)",
+        fit.report.n,
+        fit.report.mae,
+        fit.report.rmse,
+    )
+    model = build_model(config, fit).to(device=device, dtype=dtype)
+    objective = build_objective(config, model).to(device=device, dtype=dtype)
+    optimizer = build_optimizer(objective, config.optim)
+    total = config.train.steps
+    scheduler = make_scheduler(
+        optimizer,
+        total,
+        warmup_fraction=config.optim.warmup_fraction,
+        final_fraction=config.optim.final_lr_fraction,
+    )
+    ema = ExponentialMovingAverage(objective, config.optim.ema_decay) if config.optim.ema_decay > 0 else None
+    sampler = AtomBudgetSampler(
+        train_set.sizes,
+        config.data.max_atoms_per_batch,
+        shuffle=True,
+        seed=config.train.seed,
+        num_replicas=world_size,
+        rank=rank,
+    )
+    rot_gen = torch.Generator().manual_seed(config.train.seed + 1)
+    state = LoopState()
+    if resume:
+        state = load_training_state(run_dir / "last.pt", objective, optimizer, scheduler, ema, rot_gen)
+        log.info("resumed from %s at step %d", run_dir / "last.pt", state.step)
+    if state.step >= total:
+        log.info("nothing to do: the run already took %d of %d steps", state.step, total)
+
+    logger = RunLogger(
+        run_dir,
+        total_steps=total,
+        start_step=state.step,
+        progress=config.logging.progress and not quiet,
+        tensorboard=config.logging.tensorboard,
+        enabled=writer,
+    )
+    history = [r for r in _read_history(logger)] if resume else []
+
+    def save(name: str, metrics: dict | None = None) -> None:
+        if writer:
+            save_training_checkpoint(
+                run_dir / name, objective, optimizer, scheduler, ema, state, rot_gen, config, metrics
+            )
+
+    def validate() -> dict:
+        objective.eval()
+        swap = ema.swapped(objective) if ema is not None else contextlib.nullcontext()
+        with swap:
+            acc, losses, sym = validation_sums(
+                objective,
+                val_set,
+                max_atoms=config.eval.max_atoms_per_batch,
+                dtype=dtype,
+                device=device,
+                equivariance=config.eval.equivariance,
+                seed=config.train.seed + 2,
+            )
+        objective.train()
+        return validation_metrics(objective, acc, losses, sym)
+
+    interrupted = False
+    running = torch.zeros(5, dtype=torch.float64, device=device)  # total, E, F, equiv, count
+    one = torch.ones((), dtype=torch.float64, device=device)
+    loader_gen = torch.Generator()
+    t0 = time.perf_counter()
+    objective.train()
+    with StopRequest() as stop:
+        while state.step < total and not interrupted:
+            sampler.set_epoch(state.epoch)
+            loader = torch.utils.data.DataLoader(
+                train_set,
+                batch_sampler=_SkipFirst(sampler, state.position),
+                collate_fn=Batch.from_molecules if dtype == torch.float32 else _Collate(dtype),
+                num_workers=config.data.num_workers,
+                generator=loader_gen,
+            )
+            for batch in loader:
+                batch = batch.to(device)
+                rotations = None
+                if objective.needs_rotations:
+                    rotations = SO3().sample(batch.num_molecules, generator=rot_gen, dtype=torch.float64)
+                    rotations = rotations.to(device=device, dtype=dtype)
+                terms, _ = train_step(
+                    objective,
+                    optimizer,
+                    scheduler,
+                    batch,
+                    rotations,
+                    grad_clip=config.optim.grad_clip,
+                    amp=config.train.amp,
+                )
+                if ema is not None:
+                    ema.update(objective)
+                state.step += 1
+                state.position += 1
+                parts = (terms.total, terms.energy, terms.force, terms.equivariance, one)
+                running += torch.stack([_f(t, device) for t in parts])
+                logger.advance()
+                if state.step % config.train.log_every == 0 or state.step == total:
+                    values = running.cpu().tolist()
+                    n = max(values[4], 1.0)
+                    logger.log_train(
+                        state.step,
+                        {
+                            "lr": scheduler.get_last_lr()[0],
+                            "loss": values[0] / n,
+                            "loss_energy": values[1] / n,
+                            "loss_force": values[2] / n if terms.force is not None else None,
+                            "loss_equivariance": values[3] / n if terms.equivariance is not None else None,
+                            "time": time.perf_counter() - t0,
+                        },
+                    )
+                    running.zero_()
+                    if not math.isfinite(values[0]):
+                        raise FloatingPointError(f"training loss is {values[0]} at step {state.step}")
+                if on_step is not None:
+                    on_step(state.step)
+                last = state.step >= total
+                stopping = stop.requested or (stop_at is not None and state.step >= stop_at)
+                metrics = None
+                if state.step % config.train.val_every == 0 or last:
+                    metrics = validate()
+                    logger.log_val(state.step, metrics)
+                    history.append({"step": state.step, **metrics})
+                    score = _score(metrics, config.eval.best_metric)
+                    if score is not None and score < state.best_metric:
+                        state.best_metric, state.best_step = score, state.step
+                        save("best.pt", metrics)
+                if state.step % config.train.checkpoint_every == 0 or last or stopping:
+                    save("last.pt", metrics)
+                if last or stopping:
+                    interrupted = stopping and not last
+                    break
+            else:
+                state.epoch += 1
+                state.position = 0
+    logger.close()
+    if interrupted:
+        log.info("stopped at step %d; continue with --resume %s", state.step, run_dir)
+        return TrainResult(run_dir, state.step, True, history)
+    final = (
+        finish_run(
+            config, run_dir, objective, ema, val_set, test_set, device=device, dtype=dtype, enabled=writer
+        )
+        if writer
+        else None
+    )
+    return TrainResult(run_dir, state.step, False, history, final)
+
+
+class _Collate:
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+
+    def __call__(self, molecules):
+        return Batch.from_molecules(molecules, dtype=self.dtype)
+
+
+def _f(t: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    if t is None:
+        return torch.zeros((), dtype=torch.float64, device=device)
+    return t.detach().to(torch.float64)
+
+
+def _score(metrics: dict, name: str) -> float | None:
+    """The value that picks ``best.pt`` (falls back to the energy MAE when forces are missing)."""
+    value = metrics.get(name)
+    if value is None:
+        value = metrics.get("energy_mae")
+    return value
+
+
+def _read_history(logger: RunLogger) -> list[dict]:
+    if logger.val is None:
+        return []
+    rows = []
+    for r in logger.val.rows():
+        rows.append({k: (int(v) if k == "step" else (float(v) if v != "" else None)) for k, v in r.items()})
+    return rows
