@@ -5,16 +5,28 @@ For a generator ``A`` of the group's Lie algebra, the Lie derivative of ``fn`` i
     (L_A fn)(x) = d/dt [ rho_out(exp(-t A)) fn(exp(t A) . x) ]  at t = 0,
 
 which vanishes for every ``A`` when ``fn`` is exactly equivariant (Gruver et al., "The Lie derivative
-for measuring learned equivariance", ICLR 2023). It is computed with automatic differentiation
-(``torch.autograd.functional.jvp``), never by finite differences, so it is exact up to rounding and
-works for functions that themselves call ``torch.autograd.grad`` with ``create_graph=True``.
+for measuring learned equivariance", ICLR 2023). It is computed with automatic differentiation, never
+by finite differences, so it is exact up to rounding:
+
+* ``mode="double_backward"``: the double-backward trick (differentiate the vector-Jacobian product
+  ``v -> v^T dy/dt`` with respect to ``v``); one forward and two backward passes, needs second-order
+  formulas for every op (``torch.cdist`` for instance has none);
+* ``mode="reverse"``: one first-order backward pass per output element; works for any differentiable
+  ``fn``, including one that calls ``torch.autograd.grad(..., create_graph=True)`` itself;
+* ``mode="forward"``: one forward-mode pass (``torch.func.jvp``); needs forward-AD formulas for every
+  op, and torch's first forward-mode call in a process takes seconds to set up;
+* ``mode="auto"`` (default): double backward, falling back to reverse when an op cannot do it.
+
+If ``fn`` cuts the graph (``no_grad``, ``detach``) the derivative cannot be taken and torch's error is
+raised rather than a misleading zero.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -59,6 +71,7 @@ def lie_derivative(
     output_action: object = None,
     output_generator_action: Callable | None = None,
     batch_size: int | None = None,
+    mode: Literal["auto", "double_backward", "reverse", "forward"] = "auto",
 ) -> torch.Tensor:
     """The Lie derivative ``d/dt [rho_out(exp(-tA)) fn(exp(tA) . x)]`` at ``t = 0``.
 
@@ -72,6 +85,7 @@ def lie_derivative(
         output_generator_action: alternatively, the Lie-algebra action ``(A, y) -> d rho(A) y`` with
             ``A`` ``(B, d, d)``; the derivative is then ``J_fn(x)[A . x] - d rho(A) fn(x)``.
         batch_size: ``B`` when it cannot be read from ``x``.
+        mode: how to differentiate (see the module docstring).
 
     Returns:
         Tensor shaped like ``fn(x)``.
@@ -97,10 +111,55 @@ def lie_derivative(
         return rho(torch.linalg.matrix_exp(-t * a), y)
 
     t0 = torch.zeros((), dtype=generator.dtype, device=generator.device)
-    y, derivative = torch.autograd.functional.jvp(along_orbit, t0, torch.ones_like(t0))
+    if mode == "forward":
+        with warnings.catch_warnings():
+            # torch's first forward-AD call scripts its jvp decompositions, which warns about
+            # torch.jit.script's deprecation from inside torch; nothing the caller can act on
+            warnings.filterwarnings("ignore", message=".*torch.jit.script", category=DeprecationWarning)
+            y, derivative = torch.func.jvp(along_orbit, (t0,), (torch.ones_like(t0),))
+    elif mode == "double_backward":
+        y, derivative = _double_backward_derivative(along_orbit, t0)
+    elif mode == "reverse":
+        y, derivative = _reverse_derivative(along_orbit, t0)
+    elif mode == "auto":
+        try:
+            y, derivative = _double_backward_derivative(along_orbit, t0)
+        except (NotImplementedError, RuntimeError):
+            y, derivative = _reverse_derivative(along_orbit, t0)
+    else:
+        raise ValueError(f"mode must be 'auto', 'double_backward', 'reverse' or 'forward', got {mode!r}")
     if output_generator_action is not None:
         derivative = derivative - output_generator_action(a, y.detach())
     return derivative.detach()
+
+
+def _double_backward_derivative(h: Callable, t0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h(t0), dh/dt(t0))``: the gradient of ``v^T dh/dt`` with respect to the dummy cotangent ``v``."""
+    t = t0.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = h(t)
+        v = torch.zeros_like(y, requires_grad=True)
+        (vjp,) = torch.autograd.grad(y, t, grad_outputs=v, create_graph=True, allow_unused=True)
+        if vjp is None or not vjp.requires_grad:  # y does not depend on t
+            return y.detach(), torch.zeros_like(y).detach()
+        (derivative,) = torch.autograd.grad(vjp, v, allow_unused=True)
+    if derivative is None:
+        derivative = torch.zeros_like(y)
+    return y.detach(), derivative.detach()
+
+
+def _reverse_derivative(h: Callable, t0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h(t0), dh/dt(t0))`` for a scalar ``t`` by one backward pass per output element."""
+    t = t0.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = h(t)
+        flat = y.reshape(-1)
+        columns = []
+        for i in range(flat.shape[0]):
+            (d,) = torch.autograd.grad(flat[i], t, retain_graph=True, allow_unused=True)
+            columns.append(torch.zeros_like(t) if d is None else d)
+    derivative = torch.stack(columns).reshape(y.shape) if columns else torch.zeros_like(y)
+    return y.detach(), derivative.detach()
 
 
 def infinitesimal_error(
@@ -113,6 +172,7 @@ def infinitesimal_error(
     output_generator_action: Callable | None = None,
     dtype: torch.dtype | None = torch.float64,
     batch_size: int | None = None,
+    mode: Literal["auto", "double_backward", "reverse", "forward"] = "auto",
 ) -> InfinitesimalReport:
     """Norms of the Lie derivative of ``fn`` along each generator: 0 for an exactly equivariant ``fn``.
 
@@ -120,7 +180,8 @@ def infinitesimal_error(
         fn: the function or module under test (a module is evaluated on a copy cast to ``dtype``).
         x: a batch of inputs.
         generators: ``(k, d, d)`` (or one ``(d, d)``) Lie-algebra basis, e.g. the three rotation generators.
-        input_action, output_action, output_generator_action, batch_size: as in :func:`lie_derivative`.
+        input_action, output_action, output_generator_action, batch_size, mode: as in
+            :func:`lie_derivative`.
         dtype: working precision (default float64); ``None`` keeps the inputs' precision.
 
     Returns:
@@ -143,6 +204,7 @@ def infinitesimal_error(
             output_action=output_action,
             output_generator_action=output_generator_action,
             batch_size=batch_size,
+            mode=mode,
         )
         abs_norms.append(d.norm().item())
     rel_norms = [v / (scale + eps) for v in abs_norms]
