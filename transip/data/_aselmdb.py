@@ -56,15 +56,47 @@ def _open(path: Path, *, write: bool = False):
     return lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, meminit=False)
 
 
+# Read-only environments of this process, keyed by the data file's (device, inode). LMDB refuses
+# to open one file twice in a process, so all datasets of a process share one handle per file.
+_READERS: dict[tuple[int, int], object] = {}
+_READERS_PID = os.getpid()
+
+
+def _file_key(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
+def _reader(path: Path):
+    """This process's read-only environment for ``path`` (opened on first use)."""
+    global _READERS_PID
+    if _READERS_PID != os.getpid():
+        # Forked: handles inherited from the parent must not be used here. They are lock-free and
+        # read-only, so closing them only unmaps this process's copy; then open our own.
+        for env in _READERS.values():
+            env.close()
+        _READERS.clear()
+        _READERS_PID = os.getpid()
+    key = _file_key(path)
+    env = _READERS.get(key)
+    if env is None:
+        env = _READERS[key] = _open(path)
+    return env
+
+
+def _forget(path: Path) -> None:
+    """Close this process's reader of ``path`` (before the file is replaced)."""
+    if path.exists() and _READERS_PID == os.getpid():
+        env = _READERS.pop(_file_key(path), None)
+        if env is not None:
+            env.close()
+
+
 def _row_ids(path: Path) -> list[int]:
     """Live row ids of one file: ``1 .. nextid - 1`` minus ``deleted_ids``."""
-    env = _open(path)
-    try:
-        with env.begin() as txn:
-            raw_next = txn.get(b"nextid")
-            raw_deleted = txn.get(b"deleted_ids")
-    finally:
-        env.close()
+    with _reader(path).begin() as txn:
+        raw_next = txn.get(b"nextid")
+        raw_deleted = txn.get(b"deleted_ids")
     nextid = decode_value(raw_next) if raw_next is not None else 1
     deleted = set(decode_value(raw_deleted)) if raw_deleted is not None else set()
     return [i for i in range(1, int(nextid)) if i not in deleted]
@@ -92,7 +124,8 @@ class AseLmdbDataset(MoleculeDataset):
     Nothing but the row ids is read at construction. ``sizes`` come from ``metadata.npz`` in the
     directory when it is present and has one entry per row, otherwise from one pass over the rows
     the first time they are asked for. Each process opens its own read-only LMDB environments
-    on first access (and after a fork), so the dataset is safe to use with ``DataLoader`` workers.
+    on first access (and again after a fork, never using the parent's), shared by all datasets of
+    the process, so the dataset is safe to use with ``DataLoader`` workers (fork or spawn).
 
     Args:
         path: an ``.aselmdb`` file or a directory holding ``*.aselmdb`` files.
@@ -112,26 +145,11 @@ class AseLmdbDataset(MoleculeDataset):
             raise FileNotFoundError(f"{self.path}: no such file or directory")
         self._ids = [_row_ids(f) for f in self.files]
         self._ends = np.cumsum([len(ids) for ids in self._ids]).tolist()
-        self._envs: dict[int, object] = {}
-        self._pid = os.getpid()
         meta = self.path / "metadata.npz" if self.path.is_dir() else None
         if meta is not None and meta.is_file():
             natoms = np.load(meta)["natoms"]
             if natoms.shape == (len(self),):
                 self.__dict__["_sizes"] = natoms.astype(np.int64)
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_envs"] = {}
-        return state
-
-    def _env(self, part: int):
-        if self._pid != os.getpid():  # forked: never touch the parent's handles
-            self._envs, self._pid = {}, os.getpid()
-        env = self._envs.get(part)
-        if env is None:
-            env = self._envs[part] = _open(self.files[part])
-        return env
 
     def __len__(self) -> int:
         return int(self._ends[-1]) if self._ends else 0
@@ -145,7 +163,7 @@ class AseLmdbDataset(MoleculeDataset):
     def read_row(self, index: int) -> dict:
         """The decoded row dict at dataset position ``index`` (for inspection and debugging)."""
         part, local = self._locate(index)
-        with self._env(part).begin() as txn:
+        with _reader(self.files[part]).begin() as txn:
             raw = txn.get(str(self._ids[part][local]).encode("ascii"))
         if raw is None:
             raise KeyError(f"{self.files[part]}: row id {self._ids[part][local]} is missing")
@@ -163,7 +181,7 @@ class AseLmdbDataset(MoleculeDataset):
     @property
     def metadata(self) -> dict:
         """The ``"metadata"`` entry of the first file (``{}`` when absent)."""
-        with self._env(0).begin() as txn:
+        with _reader(self.files[0]).begin() as txn:
             raw = txn.get(b"metadata")
         return {} if raw is None else decode_value(raw)
 
@@ -219,6 +237,7 @@ def write_aselmdb(
     if path.exists():
         if not overwrite:
             raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+        _forget(path)
         path.unlink()
         lock.unlink(missing_ok=True)
     sizes = []
