@@ -176,7 +176,9 @@ def test_cross_check_with_ase_db_backends(g2_molecules, tmp_path):
     db = LMDBDatabase(theirs)
     for mol in mols:
         atoms = molecule_to_atoms(mol)
-        db.write(atoms, data={"charge": mol.charge, "spin": mol.spin, "source": mol.source, "data_id": mol.data_id})
+        db.write(
+            atoms, data={"charge": mol.charge, "spin": mol.spin, "source": mol.source, "data_id": mol.data_id}
+        )
     db.close()
     for a, b in zip(mols, read_dataset(theirs), strict=True):
         _assert_same(a, b)

@@ -83,7 +83,9 @@ def test_custom_energy_and_forces_keys(tmp_path):
     atoms.arrays["REF_forces"] = np.array([[0.1, 0, 0], [-0.1, 0, 0]])
     path = tmp_path / "h2.extxyz"
     ase.io.write(path, atoms)
-    mol = read_dataset(path, energy_key="REF_energy", forces_key="REF_forces", charge_key="q", spin_key="mult")[0]
+    mol = read_dataset(
+        path, energy_key="REF_energy", forces_key="REF_forces", charge_key="q", spin_key="mult"
+    )[0]
     assert mol.energy == -1.25 and (mol.charge, mol.spin) == (-1, 2)
     np.testing.assert_allclose(mol.forces, atoms.arrays["REF_forces"])
     assert "REF_energy" not in mol.info and "q" not in mol.info
