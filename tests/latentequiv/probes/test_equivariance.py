@@ -15,6 +15,7 @@ from latentequiv.probes import (
     representation_action,
     vector_action,
 )
+from latentequiv.tau import MLPTau
 from latentequiv.testing import point_clouds
 
 FAST = settings(max_examples=15, deadline=None)
@@ -126,6 +127,17 @@ def test_latent_error_is_zero_for_the_right_tau_and_not_for_identity():
     wrong = latent_equivariance_error(encoder, lambda g, z: z, x, group=SO3())
     assert right.rel_max < 1e-12
     assert wrong.rel_mean > 0.1
+
+
+def test_latent_error_of_an_untrained_mlp_tau_in_float64():
+    """A float32 tau-network is probed on a float64 copy; the original stays float32."""
+    torch.manual_seed(0)
+    tau = MLPTau(8, identity_init=False)
+    encoder = nn.Sequential(nn.Linear(3, 8), nn.Tanh())
+    x = torch.randn(5, 4, 3)
+    report = latent_equivariance_error(encoder, tau, x, group=SO3(), n_samples=2)
+    assert report.dtype == torch.float64 and 0.01 < report.rel_mean < float("inf")
+    assert all(p.dtype == torch.float32 for p in tau.parameters())
 
 
 def test_float64_by_default_and_module_left_untouched():

@@ -5,6 +5,7 @@ import torch
 from hypothesis import given, settings
 from torch import nn
 
+from latentequiv.groups import so3_generators
 from latentequiv.probes import infinitesimal_error, lie_derivative, vector_action
 from latentequiv.testing import point_clouds
 
@@ -12,11 +13,8 @@ FAST = settings(max_examples=10, deadline=None)
 
 
 def rotation_generators(dtype=torch.float64):
-    """(3, 3, 3) basis of so(3): (L_k)_{ij} = -epsilon_{kij}, so exp(t L_z) rotates x towards y."""
-    gens = torch.zeros(3, 3, 3, dtype=dtype)
-    for k, (i, j) in enumerate([(1, 2), (2, 0), (0, 1)]):
-        gens[k, j, i], gens[k, i, j] = 1.0, -1.0
-    return gens
+    """(3, 3, 3) basis of so(3); exp(t G_z) rotates x towards y."""
+    return so3_generators(dtype=dtype)
 
 
 def pairwise_distance_sum(x):

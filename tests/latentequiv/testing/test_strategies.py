@@ -5,7 +5,7 @@ import torch
 from hypothesis import find, given, settings
 from hypothesis.errors import InvalidArgument
 
-from latentequiv.groups import SO3, Group
+from latentequiv.groups import O3, SO3, Group
 from latentequiv.testing import embeddings, group_elements, point_clouds, rotations
 
 FAST = settings(max_examples=20, deadline=None)
@@ -41,6 +41,13 @@ def test_rotations_follow_the_requested_dtype(g):
 def test_group_elements_of_any_group(g):
     assert g.shape == (2, 2, 2)
     assert torch.allclose(g @ g.transpose(1, 2), torch.eye(2, dtype=g.dtype).expand(2, 2, 2), atol=1e-12)
+
+
+@FAST
+@given(group_elements(O3(), batch_size=16))
+def test_group_elements_of_o3_include_reflections(g):
+    dets = torch.linalg.det(g)
+    assert torch.allclose(dets.abs(), torch.ones(16, dtype=g.dtype), atol=1e-12)
 
 
 @FAST
