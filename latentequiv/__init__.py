@@ -5,8 +5,9 @@ group acts on an embedding, the latent-equivariance loss, probes that measure eq
 diagnostics, and a test kit (``latentequiv.testing``) for property-based equivariance tests.
 """
 
-from .groups import SO3, Group
+from .groups import O3, SO2, SO3, Group
+from .representations import Irreps, wigner_D
 
 __version__ = "0.1.0"
 
-__all__ = ["Group", "SO3", "__version__"]
+__all__ = ["Group", "Irreps", "O3", "SO2", "SO3", "__version__", "wigner_D"]
