@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from hypothesis import given
+from hypothesis import strategies as st
 
 from transip.data import (
     ConcatMoleculeDataset,
@@ -18,6 +20,7 @@ from transip.data import (
     molecule_from_atoms,
     molecule_to_atoms,
     read_dataset,
+    resolve_index,
 )
 
 
@@ -172,3 +175,29 @@ def test_missing_path_and_bad_directory(tmp_path):
 def test_molecule_from_atoms_without_labels():
     mol = molecule_from_atoms(Atoms("CO", positions=[[0, 0, 0], [1.1, 0, 0]]), source="co")
     assert isinstance(mol, Molecule) and mol.energy is None and mol.forces is None and mol.source == "co"
+
+
+def test_ase_database_dataset_pickles(tmp_path, ethanol_path):
+    import pickle
+
+    import ase.db
+
+    path = tmp_path / "eth.db"
+    with ase.db.connect(path) as db:
+        for atoms in ase.io.read(ethanol_path, ":3"):
+            db.write(atoms)
+    ds = read_dataset(path)
+    _ = ds[0]  # opens a connection, which must not travel with the pickle
+    clone = pickle.loads(pickle.dumps(ds))
+    assert [m.energy for m in clone] == [m.energy for m in ds]
+
+
+@given(
+    n=st.integers(0, 30),
+    start=st.none() | st.integers(-35, 35),
+    stop=st.none() | st.integers(-35, 35),
+    step=st.none() | st.integers(1, 5),
+)
+def test_resolve_index_string_matches_python_slicing(n, start, stop, step):
+    text = ":".join("" if v is None else str(v) for v in (start, stop, step))
+    assert resolve_index(text, n).tolist() == list(range(n))[slice(start, stop, step)]
