@@ -6,8 +6,25 @@ diagnostics, and a test kit (``latentequiv.testing``) for property-based equivar
 """
 
 from .groups import O3, SO2, SO3, Group
+from .losses import LatentEquivariance, contrastive_latent_loss, latent_equivariance_loss
 from .representations import Irreps, wigner_D
+from .tau import HyperLinearTau, IdentityTau, MLPTau, RepresentationTau
 
 __version__ = "0.1.0"
 
-__all__ = ["Group", "Irreps", "O3", "SO2", "SO3", "__version__", "wigner_D"]
+__all__ = [
+    "Group",
+    "HyperLinearTau",
+    "IdentityTau",
+    "Irreps",
+    "LatentEquivariance",
+    "MLPTau",
+    "O3",
+    "RepresentationTau",
+    "SO2",
+    "SO3",
+    "__version__",
+    "contrastive_latent_loss",
+    "latent_equivariance_loss",
+    "wigner_D",
+]
