@@ -15,6 +15,7 @@ from latentequiv.probes import (
     representation_action,
     vector_action,
 )
+from latentequiv.representations import Irreps
 from latentequiv.tau import MLPTau
 from latentequiv.testing import point_clouds
 
@@ -83,8 +84,13 @@ def test_equivariant_function_is_not_invariant():
 
 @pytest.mark.parametrize(
     "spec",
-    [ScalarPlusVector(), ScalarPlusVector().D, representation_action(ScalarPlusVector())],
-    ids=["object-with-D", "rho-callable", "explicit-action"],
+    [
+        ScalarPlusVector(),
+        ScalarPlusVector().D,
+        representation_action(ScalarPlusVector()),
+        Irreps("1x0 + 1x1"),
+    ],
+    ids=["object-with-D", "rho-callable", "explicit-action", "Irreps"],
 )
 def test_representation_output_actions_agree(spec):
     """The three spellings of a representation give the same (zero) error; the wrong one does not."""

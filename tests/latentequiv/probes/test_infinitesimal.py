@@ -7,6 +7,7 @@ from torch import nn
 
 from latentequiv.groups import so3_generators
 from latentequiv.probes import infinitesimal_error, lie_derivative, vector_action
+from latentequiv.representations import Irreps
 from latentequiv.testing import point_clouds
 
 FAST = settings(max_examples=10, deadline=None)
@@ -142,3 +143,20 @@ def test_gradient_of_an_invariant_potential_is_equivariant_through_autograd_grad
         output_action=vector_action,
     )
     assert broken.rel_max > 1e-3
+
+
+def test_lie_derivative_through_an_irreps_representation():
+    """The output action Irreps('1x0 + 1x1') is differentiated through its Wigner-D matrices."""
+    x = torch.randn(3, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+
+    def scalar_and_vector(p):
+        return torch.cat([p.norm(dim=-1, keepdim=True), p], dim=-1)  # (B, N, 1 + 3)
+
+    right = infinitesimal_error(
+        scalar_and_vector, x, generators=rotation_generators(), output_action=Irreps("1x0 + 1x1")
+    )
+    wrong = infinitesimal_error(
+        scalar_and_vector, x, generators=rotation_generators(), output_action=Irreps("4x0")
+    )
+    assert right.abs_max < 1e-12
+    assert wrong.rel_max > 1e-2

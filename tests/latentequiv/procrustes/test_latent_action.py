@@ -21,6 +21,7 @@ from latentequiv.procrustes import (
     rotation_angle,
     so3_characters,
 )
+from latentequiv.representations import Irreps
 
 FAST = settings(max_examples=15, deadline=None)
 
@@ -172,3 +173,15 @@ def test_rotation_angle_of_axis_rotations():
     r = torch.zeros(4, 3, 3, dtype=torch.float64)
     r[:, 0, 0], r[:, 0, 1], r[:, 1, 0], r[:, 1, 1], r[:, 2, 2] = c, -s, s, c, 1
     assert torch.allclose(rotation_angle(r), angles, atol=1e-7)
+
+
+@FAST
+@given(st.lists(st.integers(0, 2), min_size=5, max_size=5).filter(any), st.integers(0, 2**31))
+def test_estimate_irreps_recovers_wigner_d_multiplicities_up_to_l4(multiplicities, seed):
+    """Planted with latentequiv.representations: block diag of Wigner-D matrices, l = 0..4."""
+    g = SO3().sample(96, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    irreps = Irreps([(m, l) for l, m in enumerate(multiplicities) if m])
+    basis = random_orthogonal(irreps.dim, seed + 1)
+    estimate = estimate_irreps(basis.T @ irreps.D(g) @ basis, g, max_l=6)
+    assert estimate.multiplicities == (*multiplicities, 0, 0)
+    assert estimate.residual < 1e-9
