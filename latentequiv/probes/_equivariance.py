@@ -39,7 +39,8 @@ def equivariance_error(
 
     Args:
         fn: the function or module under test; an ``nn.Module`` is evaluated on a copy cast to ``dtype``
-            (put it in ``eval()`` mode first if it uses dropout).
+            (put it in ``eval()`` mode first if it uses dropout). A plain function is called as it is:
+            cast the modules it closes over yourself, or pass ``dtype=None``.
         x: a batch of inputs: a tensor ``(B, ...)`` or any object ``input_action`` understands.
         group: the group to sample from.
         input_action: ``(g, x) -> g . x`` with ``g`` ``(B, d, d)``; default ``group.act`` (points/vectors).
