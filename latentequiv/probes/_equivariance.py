@@ -17,7 +17,14 @@ import torch
 
 from ..groups import Group
 from ._actions import OutputAction, as_output_action, scalar_action
-from ._precision import batch_size_of, cast_callable, cast_input, device_of, working_dtype
+from ._precision import (
+    batch_size_of,
+    cast_callable,
+    cast_input,
+    device_of,
+    reported_dtype,
+    working_dtype,
+)
 from ._report import EquivarianceReport, item_norms, summarise
 
 InputAction = Callable[[torch.Tensor, Any], Any]
@@ -180,4 +187,5 @@ def _measure(
         err = item_norms(reference - expected)  # (B,)
         abs_errors.append(err)
         rel_errors.append(err / (item_norms(reference) + eps))
-    return summarise(abs_errors, rel_errors, n_samples=n_samples, dtype=y.dtype, kind=kind)
+    precision = reported_dtype(dtype, x, fn, output_action, y)
+    return summarise(abs_errors, rel_errors, n_samples=n_samples, dtype=precision, kind=kind)

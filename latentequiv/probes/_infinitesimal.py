@@ -32,7 +32,7 @@ import torch
 
 from ..groups import Group
 from ._actions import as_output_action
-from ._precision import batch_size_of, cast_callable, cast_input
+from ._precision import batch_size_of, cast_callable, cast_input, reported_dtype
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class InfinitesimalReport:
         rel_norms: ``abs_norms`` divided by ``|| fn(x) ||`` (plus epsilon).
         abs_max: largest of ``abs_norms``.
         rel_max: largest of ``rel_norms``.
-        dtype: the precision the derivative was computed in.
+        dtype: the working precision (least precise of the requested dtype, inputs, modules, outputs).
     """
 
     abs_norms: tuple[float, ...]
@@ -213,5 +213,5 @@ def infinitesimal_error(
         rel_norms=tuple(rel_norms),
         abs_max=max(abs_norms),
         rel_max=max(rel_norms),
-        dtype=y.dtype,
+        dtype=reported_dtype(dtype, x, fn, gens, y),
     )

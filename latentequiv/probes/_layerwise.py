@@ -23,7 +23,14 @@ from torch import nn
 
 from ..groups import Group
 from ..procrustes._procrustes import procrustes
-from ._precision import batch_size_of, cast_callable, cast_input, device_of, working_dtype
+from ._precision import (
+    batch_size_of,
+    cast_callable,
+    cast_input,
+    device_of,
+    reported_dtype,
+    working_dtype,
+)
 from ._report import item_norms
 
 
@@ -57,7 +64,13 @@ class LayerEquivariance:
 
 @dataclass(frozen=True)
 class LayerwiseReport:
-    """Per-layer errors in forward order."""
+    """Per-layer errors in forward order.
+
+    Attributes:
+        layers: one entry per layer call; ``report[name]`` finds one by name.
+        n_samples: group elements drawn.
+        dtype: the working precision (least precise of the requested dtype, inputs and model).
+    """
 
     layers: tuple[LayerEquivariance, ...]
     n_samples: int
@@ -149,8 +162,8 @@ def layerwise_equivariance(
                 width=flat.shape[1],
             )
         )
-    out_dtype = next(iter(base.values())).dtype if base else working_dtype(x, dtype)
-    return LayerwiseReport(layers=tuple(layers), n_samples=n_samples, dtype=out_dtype)
+    precision = reported_dtype(dtype, x, model)
+    return LayerwiseReport(layers=tuple(layers), n_samples=n_samples, dtype=precision)
 
 
 def _rows(h: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ class EquivarianceReport:
         rel_mean: mean relative error.
         rel_max: largest relative error.
         n_samples: how many group elements were drawn per item.
-        dtype: the precision the outputs were computed in.
+        dtype: the working precision: the least precise of the requested dtype and the floating
+            tensors of the inputs, the modules and the outputs.
         kind: what was measured: ``"equivariance"``, ``"invariance"`` or ``"latent equivariance"``.
     """
 

@@ -163,6 +163,22 @@ def test_dtype_none_keeps_input_precision():
     assert report.rel_max < 1e-5
 
 
+def test_reported_dtype_is_the_least_precise_part():
+    """A float64 output computed from float32 parts is reported as float32 (tolerances follow it)."""
+    report = invariance_error(
+        lambda x: pairwise_distance_sum(x["points"]).double(),
+        {"points": torch.randn(2, 5, 3)},
+        group=SO3(),
+        dtype=None,
+        input_action=lambda g, x: {"points": x["points"] @ g.transpose(-1, -2)},
+        batch_size=2,
+    )
+    assert report.dtype == torch.float32
+    module = nn.Linear(3, 1).double()
+    report = invariance_error(module, torch.randn(2, 3), group=SO3(), dtype=torch.float32)
+    assert report.dtype == torch.float32
+
+
 def test_non_tensor_inputs_with_custom_action_and_batch_size():
     """Probes are domain-free: any input works given an input action and the batch size."""
     points = torch.randn(3, 4, 3, dtype=torch.float64)
