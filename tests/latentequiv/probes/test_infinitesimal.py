@@ -35,7 +35,7 @@ def test_generators_rotate_x_towards_y():
     )
 
 
-@FAST
+@settings(max_examples=5, deadline=None)  # cdist forces the per-element reverse fallback
 @given(point_clouds(min_points=2, max_points=10, batch_size=2))
 def test_invariant_function_has_zero_lie_derivative(x):
     report = infinitesimal_error(pairwise_distance_sum, x, generators=rotation_generators())
