@@ -204,7 +204,9 @@ def plot(results: list[Result], path: str) -> None:
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.5))
     for r in results:
         ax0.plot(torch.tensor(r.curve).unfold(0, 20, 20).mean(1), label=r.mode)
-    ax0.set(xlabel="step / 20", ylabel="training loss", yscale="log", title="training")
+    ax0.set(
+        xlabel="step / 20", ylabel="training loss (latent: task + λ latent)", yscale="log", title="training"
+    )
     ax0.legend()
     names = [r.mode for r in results]
     ax1.bar(names, [r.test_mse for r in results])
