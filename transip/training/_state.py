@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import signal
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -54,13 +54,19 @@ def restore_rng(state: dict) -> None:
 
 @dataclass
 class LoopState:
-    """Where the loop is: optimiser steps taken, epoch, batches consumed in that epoch, best so far."""
+    """Where the loop is: optimiser steps taken, epoch, batches consumed in that epoch, best so far.
+
+    ``running`` holds the training-loss sums since the last log line (total, energy, force,
+    equivariance, count), so that a resumed run logs the same averages.
+    """
 
     step: int = 0
     epoch: int = 0
     position: int = 0
     best_metric: float = float("inf")
     best_step: int = -1
+    running: list[float] = field(default_factory=lambda: [0.0] * 5)
+    elapsed: float = 0.0  # training seconds before this process started (resumed runs)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -186,6 +186,8 @@ def train(
 
     def save(name: str, metrics: dict | None = None) -> None:
         if writer:
+            state.running = running.cpu().tolist()
+            state.elapsed = elapsed0 + time.perf_counter() - t0
             save_training_checkpoint(
                 run_dir / name, objective, optimizer, scheduler, ema, state, rot_gen, config, metrics
             )
@@ -207,10 +209,10 @@ def train(
         return validation_metrics(objective, acc, losses, sym)
 
     interrupted = False
-    running = torch.zeros(5, dtype=torch.float64, device=device)  # total, E, F, equiv, count
+    running = torch.tensor(state.running, dtype=torch.float64, device=device)  # total, E, F, equiv, count
     one = torch.ones((), dtype=torch.float64, device=device)
     loader_gen = torch.Generator()
-    t0 = time.perf_counter()
+    t0, elapsed0 = time.perf_counter(), state.elapsed
     objective.train()
     with StopRequest() as stop:
         while state.step < total and not interrupted:
@@ -255,7 +257,7 @@ def train(
                             "loss_energy": values[1] / n,
                             "loss_force": values[2] / n if terms.force is not None else None,
                             "loss_equivariance": values[3] / n if terms.equivariance is not None else None,
-                            "time": time.perf_counter() - t0,
+                            "time": elapsed0 + time.perf_counter() - t0,
                         },
                     )
                     running.zero_()

@@ -1,0 +1,58 @@
+"""Options shared by several subcommands and how they map to library arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from transip.data import read_dataset
+from transip.training import resolve_path
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class UsageError(Exception):
+    """A bad combination of command-line values (reported as ``transip <command>: error: ...``)."""
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """``--energy-key``, ``--forces-key``, ``--index`` for reading structure files."""
+    p.add_argument("--energy-key", default=None, help="info key of the energy (default: the calculator's)")
+    p.add_argument("--forces-key", default=None, help="array key of the forces (default: the calculator's)")
+    p.add_argument("--index", default=None, help="frames to read, ASE style, e.g. ':100' or '::10'")
+
+
+def add_device_options(p: argparse.ArgumentParser, *, default_dtype: str = "float32") -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default=default_dtype, help=f"default: {default_dtype}")
+    p.add_argument("--max-atoms", type=int, default=1024, help="atoms per inference batch (default: 1024)")
+
+
+def read(spec: str, args: argparse.Namespace):
+    """Read a dataset given on the command line (a path or ``bundled:<name>``)."""
+    return read_dataset(
+        resolve_path(spec, key="data"),
+        energy_key=args.energy_key,
+        forces_key=args.forces_key,
+        index=args.index,
+    )
+
+
+def check_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{what} not found: {p}")
+    return p
+
+
+def write_json(path: str | Path, payload) -> None:
+    """Write JSON atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)

@@ -1,0 +1,73 @@
+"""``transip data``: inspect a dataset, fit element references, convert to ``.aselmdb``."""
+
+from __future__ import annotations
+
+import argparse
+
+from transip.data import ElementReferences, dataset_summary, write_aselmdb
+
+from ._common import add_data_options, read, write_json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "data", help="inspect, fit references, convert", description="Dataset utilities.", allow_abbrev=False
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    inspect = actions.add_parser(
+        "inspect", help="counts, elements, charges/spins, label statistics", allow_abbrev=False
+    )
+    inspect.add_argument("path", help="structure file (any ASE format, .db, .aselmdb, bundled:<name>)")
+    add_data_options(inspect)
+    inspect.set_defaults(run=run_inspect)
+
+    refs = actions.add_parser(
+        "fit-references", help="least-squares element reference energies", allow_abbrev=False
+    )
+    refs.add_argument("path", help="labelled structure file")
+    refs.add_argument("-o", "--output", help="write the references as JSON")
+    add_data_options(refs)
+    refs.set_defaults(run=run_fit_references)
+
+    convert = actions.add_parser(
+        "convert", help="write any readable dataset as .aselmdb (OMol25 layout)", allow_abbrev=False
+    )
+    convert.add_argument("input", help="structure file")
+    convert.add_argument("output", help="the .aselmdb file to write")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_data_options(convert)
+    convert.set_defaults(run=run_convert)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    dataset = read(args.path, args)
+    print(f"{args.path}")
+    print(dataset_summary(dataset).format())
+    return 0
+
+
+def run_fit_references(args: argparse.Namespace) -> int:
+    from ase.data import chemical_symbols
+
+    refs, report = ElementReferences.fit(read(args.path, args))
+    energies = refs.energies
+    print(
+        f"fitted on {report.n} molecules (rank {report.rank} of {len(report.elements)} elements): "
+        f"residual MAE {report.mae:.4f} eV, RMSE {report.rmse:.4f} eV"
+    )
+    for z in report.elements:
+        print(f"  {chemical_symbols[z]:>2} (Z={z:3d})  {float(energies[z]):14.6f} eV")
+    if args.output:
+        write_json(
+            args.output, {**refs.to_dict(), "fit": {"mae": report.mae, "rmse": report.rmse, "n": report.n}}
+        )
+        print(f"written: {args.output}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    dataset = read(args.input, args)
+    write_aselmdb(args.output, dataset, overwrite=args.overwrite)
+    print(f"converted {len(dataset)} structures -> {args.output}")
+    return 0

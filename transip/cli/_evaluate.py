@@ -1,0 +1,62 @@
+"""``transip evaluate``: OMol25 metrics of a checkpoint on one or more datasets."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from transip.checkpoint import load_model
+from transip.evaluation import evaluate, format_table
+
+from ._common import DTYPES, add_data_options, add_device_options, check_file, read, write_json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics of a checkpoint on labelled data",
+        description="Energy MAE (meV), energy-per-atom MAE (meV/atom), force MAE (meV/Å) and force "
+        "cosine of a checkpoint on each dataset, overall and per subset.",
+        allow_abbrev=False,
+    )
+    p.add_argument("checkpoint", help="a .pt file written by `transip train` (best.pt / last.pt)")
+    p.add_argument("data", nargs="+", help="structure files (extxyz, .db, .aselmdb, bundled:<name>)")
+    p.add_argument(
+        "--group-by",
+        choices=["source", "data_id", "none"],
+        default="source",
+        help="per-subset breakdown (default: source)",
+    )
+    p.add_argument("--no-forces", action="store_true", help="energies only (faster)")
+    p.add_argument("--json", metavar="PATH", help="also write all metrics as JSON")
+    add_data_options(p)
+    add_device_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_file(args.checkpoint, "checkpoint")
+    dtype = DTYPES[args.dtype]
+    model = load_model(args.checkpoint, map_location=args.device).to(dtype)
+    rows, payload = {}, {}
+    for spec in args.data:
+        dataset = read(spec, args)
+        report = evaluate(
+            model,
+            dataset,
+            max_atoms=args.max_atoms,
+            group_by=args.group_by,
+            compute_forces=not args.no_forces,
+            device=torch.device(args.device),
+            dtype=dtype,
+        )
+        rows[spec] = report.overall
+        if args.group_by != "none" and len(report.subsets) > 1:
+            rows.update({f"  {k}": v for k, v in report.subsets.items()})
+        payload[spec] = report.as_dict()
+    print(format_table(rows))
+    if args.json:
+        write_json(args.json, {"checkpoint": args.checkpoint, "results": payload})
+        print(f"written: {args.json}")
+    return 0

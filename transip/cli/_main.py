@@ -1,0 +1,57 @@
+"""Argument parsing and dispatch for the ``transip`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from transip.data import DataError
+from transip.training import ConfigError
+
+from . import _data, _evaluate, _md, _predict, _probe, _train
+from ._common import UsageError
+
+_COMMANDS = (_train, _evaluate, _predict, _md, _probe, _data)
+
+_DESCRIPTION = """\
+TransIP: a Transformer interatomic potential with learned latent equivariance.
+
+Run `transip train` with no arguments to train a small model on the bundled GFN2-xTB set
+(a few CPU minutes), then `transip evaluate runs/<run>/best.pt <data>`.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``transip`` parser with one subparser per command."""
+    parser = argparse.ArgumentParser(
+        prog="transip", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    from transip import __version__
+
+    parser.add_argument("--version", action="version", version=f"transip {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in _COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``transip`` command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = unknown if getattr(args, "accepts_overrides", False) else []
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", force=True)
+    try:
+        return int(args.run(args) or 0)
+    except (ConfigError, DataError, FileNotFoundError, UsageError) as e:
+        print(f"transip {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"transip {args.command}: interrupted", file=sys.stderr)
+        return 130

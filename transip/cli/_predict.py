@@ -1,0 +1,47 @@
+"""``transip predict``: predicted energies and forces for any structure file, as extended XYZ."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from transip.checkpoint import load_model
+from transip.evaluation import write_predictions
+
+from ._common import DTYPES, add_data_options, add_device_options, check_file, read
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="write predicted energies and forces as extended XYZ",
+        description="Predict every structure of INPUT and write OUTPUT (extxyz): the prediction as "
+        "energy/forces, the input's labels (if any) as ref_energy/ref_forces.",
+        allow_abbrev=False,
+    )
+    p.add_argument("checkpoint", help="a .pt file written by `transip train`")
+    p.add_argument("input", help="structures (extxyz or any ASE format, .db, .aselmdb, bundled:<name>)")
+    p.add_argument("-o", "--output", required=True, help="the extxyz file to write")
+    p.add_argument("--no-forces", action="store_true", help="energies only")
+    add_data_options(p)
+    add_device_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_file(args.checkpoint, "checkpoint")
+    dtype = DTYPES[args.dtype]
+    model = load_model(args.checkpoint, map_location=args.device).to(dtype)
+    dataset = read(args.input, args)
+    path = write_predictions(
+        model,
+        dataset,
+        args.output,
+        compute_forces=not args.no_forces,
+        max_atoms=args.max_atoms,
+        device=torch.device(args.device),
+        dtype=dtype,
+    )
+    print(f"predicted {len(dataset)} structures -> {path}")
+    return 0

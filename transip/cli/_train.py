@@ -1,0 +1,95 @@
+"""``transip train``: train from a YAML config plus ``--section.key=value`` overrides."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from transip.evaluation import format_table
+from transip.evaluation._table import format_equivariance
+from transip.training import check_config, config_to_dict, load_config, train
+
+_EPILOG = """\
+overrides:
+  Any configuration key can be set as --section.key=value, e.g.
+    transip train --train.steps=2000 --equivariance.mode=transaug --model.preset=S
+  Sections: data, model, loss, equivariance, optim, train, eval, logging
+  (see `transip train --print-config` and docs/transip/training.md).
+
+examples:
+  transip train                                   # tiny model on the bundled GFN2-xTB set
+  transip train my.yaml --train.device=cuda       # a config file, on the GPU
+  transip train --resume runs/20250101-120000-transip   # continue a stopped run
+"""
+
+#: subsets listed one per line in the final table (more go to metrics.json only)
+_MAX_SUBSET_ROWS = 12
+
+
+def default_config_path() -> Path:
+    """The packaged default configuration (``transip/configs/default.yaml``)."""
+    return Path(str(resources.files("transip").joinpath("configs", "default.yaml")))
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (YAML config + --section.key=value overrides)",
+        description="Train TransIP. With no arguments: a small model on the bundled GFN2-xTB set.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("config", nargs="?", help="YAML config (default: the packaged default.yaml)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or info messages")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(run=run, accepts_overrides=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = None
+    if args.resume:
+        run_dir = Path(args.resume)
+        if run_dir.name == "last.pt":
+            run_dir = run_dir.parent
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"cannot resume: no config.yaml in {run_dir}")
+        config = load_config(args.config or saved, args.overrides)
+    else:
+        config = load_config(args.config or default_config_path(), args.overrides)
+    if args.print_config:
+        sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        return 0
+    check_config(config)  # every configuration error surfaces here, before any data is read
+    result = train(config, run_dir=run_dir, resume=bool(args.resume), quiet=args.quiet)
+    if result.interrupted:
+        print(f"stopped at step {result.step}; continue with: transip train --resume {result.run_dir}")
+        return 130
+    print(summary(result))
+    return 0
+
+
+def summary(result) -> str:
+    """The table printed at the end of a run."""
+    final = result.final
+    rows = {"val": final.val.overall}
+    if final.test is not None:
+        rows["test"] = final.test.overall
+    lines = [
+        f"run: {result.run_dir}  ({result.step} steps, best checkpoint at step {final.best_step})",
+        "",
+        format_table(rows),
+    ]
+    subsets = (final.test or final.val).subsets
+    if 1 < len(subsets) <= _MAX_SUBSET_ROWS:
+        lines += ["", format_table({f"  {k}": v for k, v in subsets.items()})]
+    if final.equivariance is not None:
+        lines += ["", format_equivariance(final.equivariance)]
+    lines += ["", f"metrics: {result.run_dir / 'metrics.json'}"]
+    return "\n".join(lines)
