@@ -78,7 +78,7 @@ def equivariance_error(
         x,
         group=group,
         input_action=input_action,
-        output_action=as_output_action(output_action),
+        output_action=as_output_action(cast_callable(output_action, dtype)),
         n_samples=n_samples,
         dtype=dtype,
         generator=generator,

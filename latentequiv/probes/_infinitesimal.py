@@ -32,7 +32,7 @@ import torch
 
 from ..groups import Group
 from ._actions import as_output_action
-from ._precision import batch_size_of, cast_callable, cast_input, reported_dtype
+from ._precision import batch_size_of, cast_callable, cast_input, reported_dtype, working_dtype
 
 
 @dataclass(frozen=True)
@@ -188,8 +188,9 @@ def infinitesimal_error(
         An :class:`InfinitesimalReport`.
     """
     fn = cast_callable(fn, dtype)
+    output_action = cast_callable(output_action, dtype)
     x = cast_input(x, dtype)
-    gens = generators if dtype is None else generators.to(dtype)
+    gens = generators.to(working_dtype(x, dtype))
     gens = gens.reshape(-1, *gens.shape[-2:])  # (k, d, d)
     y = fn(x).detach()
     scale = y.norm().item()

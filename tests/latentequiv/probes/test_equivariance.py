@@ -16,7 +16,7 @@ from latentequiv.probes import (
     vector_action,
 )
 from latentequiv.representations import Irreps
-from latentequiv.tau import MLPTau
+from latentequiv.tau import MLPTau, RepresentationTau
 from latentequiv.testing import point_clouds
 
 FAST = settings(max_examples=15, deadline=None)
@@ -99,6 +99,15 @@ def test_representation_output_actions_agree(spec):
     assert report.rel_max < 1e-12
     wrong = equivariance_error(scalar_and_vector, x, group=SO3(), output_action=None)
     assert wrong.rel_max > 0.1
+
+
+def test_module_output_action_is_cast_with_the_probe():
+    """A tau-network with float32 parameters works as the output action of a float64 probe."""
+    tau = RepresentationTau("1x1", learn_basis=True)
+    x = torch.randn(3, 6, 3, generator=torch.Generator().manual_seed(4))
+    report = equivariance_error(centroid_weighted_vectors, x, group=SO3(), output_action=tau)
+    assert report.rel_max < 1e-12 and report.dtype == torch.float64
+    assert tau.basis.weight.dtype == torch.float32
 
 
 def test_two_argument_callable_is_used_as_an_action():

@@ -160,3 +160,12 @@ def test_lie_derivative_through_an_irreps_representation():
     )
     assert right.abs_max < 1e-12
     assert wrong.rel_max > 1e-2
+
+
+def test_generators_follow_the_input_precision_when_dtype_is_none():
+    x = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(6))  # float32
+    report = infinitesimal_error(
+        pairwise_distance_sum, x, generators=so3_generators(dtype=torch.float64), dtype=None
+    )
+    assert report.dtype == torch.float32
+    assert report.rel_max < 1e-5
