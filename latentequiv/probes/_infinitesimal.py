@@ -32,7 +32,14 @@ import torch
 
 from ..groups import Group
 from ._actions import as_output_action
-from ._precision import batch_size_of, cast_callable, cast_input, reported_dtype, working_dtype
+from ._precision import (
+    batch_size_of,
+    cast_callable,
+    cast_input,
+    device_of,
+    reported_dtype,
+    working_dtype,
+)
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,7 @@ def infinitesimal_error(
     fn = cast_callable(fn, dtype)
     output_action = cast_callable(output_action, dtype)
     x = cast_input(x, dtype)
-    gens = generators.to(working_dtype(x, dtype))
+    gens = generators.to(dtype=working_dtype(x, dtype), device=device_of(x))
     gens = gens.reshape(-1, *gens.shape[-2:])  # (k, d, d)
     y = fn(x).detach()
     scale = y.norm().item()

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..groups import Group
-from ..probes._precision import batch_size_of, cast_callable, cast_input
+from ..probes._precision import batch_size_of, cast_callable, cast_input, device_of, working_dtype
 from ._procrustes import procrustes
 
 
@@ -102,7 +102,7 @@ def fit_latent_action(
     """
     encoder = cast_callable(encoder, dtype)
     x = cast_input(x, dtype)
-    g = g if dtype is None else g.to(dtype)
+    g = g.to(dtype=working_dtype(x, dtype), device=device_of(x))
     act = Group.act if input_action is None else input_action
     n = batch_size_of(x, batch_size)
     z = encoder(x).detach()
