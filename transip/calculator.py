@@ -28,6 +28,9 @@ class TransIPCalculator(Calculator):
         dtype: precision of the model and the positions (``torch.float64`` for very tight
             relaxations or long NVE runs); energies are float64 regardless.
 
+    A model passed in is used as is: like ``nn.Module.to`` it is moved to ``device`` and ``dtype``
+    in place and put in eval mode. Pass ``copy.deepcopy(model)`` to leave the original untouched.
+
     Example:
         >>> from ase.build import molecule
         >>> from transip.model import TransIPConfig
