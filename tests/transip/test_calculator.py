@@ -7,6 +7,9 @@ molecule-like, and the tests check that the dynamics actually moves energy betwe
 potential so conservation is not trivially true.
 """
 
+import copy
+from functools import cache
+
 import ase.io
 import numpy as np
 import pytest
@@ -24,6 +27,7 @@ from transip.model import TransIP, TransIPConfig
 ETHANOL = "/work/shared/data/ethanol_train.extxyz"
 
 
+@cache
 def _train_tiny(n_frames: int, steps: int) -> TransIP:
     """Fit a tiny TransIP to ethanol energies and forces with Adam (full batch)."""
     frames = ase.io.read(ETHANOL, f":{n_frames}")
@@ -129,7 +133,7 @@ def test_nve_md_conserves_energy(trained):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_nve_md_conserves_energy_long(dtype):
     # briefly trained, then 2000 steps of 0.25 fs (500 fs) at 300 K
-    model = _train_tiny(n_frames=50, steps=300)
+    model = copy.deepcopy(_train_tiny(n_frames=50, steps=300))  # trained once for both dtypes
     drift, swing = _nve(model, dtype, dt_fs=0.25, steps=2000)
     assert swing > 0.05
     assert drift < 5e-3
