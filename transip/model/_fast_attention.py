@@ -17,11 +17,12 @@ through attention without storing any ``(N, N)`` tensor between the passes. With
 ``(U_Q, U_K, U_V, U_B)`` on ``(dQ, dK, dV, dB)``:
 
     W = U_Q K^T + Q U_K^T + U_B,   A = W - rowsum(P * W),   E = P * A,
-    Gbar = dP * A - delta * W + G U_V^T,   Z = P * (Gbar - rowsum(P * Gbar)),
+    Gbar = (dP - delta) * A + G U_V^T,   Z = P * (Gbar - rowsum(P * Gbar)),
     grad Q = Z K + dS U_K,   grad K = Z^T Q + dS^T U_Q,   grad V = E^T G,
     grad G = E V + P U_V,    grad B = Z.
 
-(Derived by differentiating ``<U, backward(Q, K, V, B, G)>``; checked against autograd of the plain
+(Derived by differentiating ``<U, backward(Q, K, V, B, G)>``; terms of ``Gbar`` constant along a row
+are dropped since ``Z`` cancels them; checked against autograd of the plain
 formula in float64 by ``gradcheck``/``gradgradcheck`` in ``tests/transip/model/test_fast_attention.py``.)
 Third derivatives are not supported.
 """
@@ -39,13 +40,22 @@ from ._attention import AttentionLayout
 __all__ = ["fast_attend"]
 
 
-def _probabilities(q, k, bias, keep):
-    s = torch.matmul(q, k.transpose(-1, -2))  # (b, H, N, N)
-    if bias is not None:
-        s = s + bias
-    if keep is not None:
-        s = s.masked_fill(~keep, -math.inf)
+def _probabilities(q, k, mask):
+    """``softmax(q k^T + mask)``, ``mask`` additive (``-inf`` on padding) or a bool keep-mask."""
+    if mask is None or mask.dtype == torch.bool:
+        s = torch.matmul(q, k.transpose(-1, -2))  # (b, H, N, N)
+        if mask is not None:
+            s.masked_fill_(~mask, -math.inf)
+    else:
+        s = torch.matmul(q, k.transpose(-1, -2)).add_(mask)
     return torch.softmax(s, dim=-1)
+
+
+def _logit_mask(bias, keep):
+    """One tensor carrying the bias and the padding mask (bias with ``-inf`` on padded keys)."""
+    if bias is None:
+        return keep
+    return bias if keep is None else bias.masked_fill(~keep, -math.inf)
 
 
 def _reduce_like(x, like):
@@ -62,43 +72,44 @@ class _AttentionBackward(torch.autograd.Function):
     """``(Q, K, V, B, G) -> (dQ, dK, dV, dB)`` with an analytic backward (module docstring)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, bias, keep, g, bias_grad):
-        ctx.save_for_backward(q, k, v, bias, keep, g)
-        p = _probabilities(q, k, bias, keep)
+    def forward(ctx, q, k, v, mask, g, bias_grad):
+        ctx.save_for_backward(q, k, v, mask, g)
+        p = _probabilities(q, k, mask)
         dp = torch.matmul(g, v.transpose(-1, -2))
-        ds = p * (dp - _rowsum(p * dp))
+        ds = dp.sub_(_rowsum(p * dp)).mul_(p)  # in place: dp is not needed any more
         dq = torch.matmul(ds, k)
         dk = torch.matmul(ds.transpose(-1, -2), q)
         dv = torch.matmul(p.transpose(-1, -2), g)
         if bias_grad:
-            return dq, dk, dv, _reduce_like(ds, bias)
+            return dq, dk, dv, _reduce_like(ds, mask)
         return dq, dk, dv
 
     @staticmethod
     @once_differentiable
     def backward(ctx, uq, uk, uv, ub=None):
-        q, k, v, bias, keep, g = ctx.saved_tensors
-        p = _probabilities(q, k, bias, keep)
-        dp = torch.matmul(g, v.transpose(-1, -2))
-        delta = _rowsum(p * dp)
-        ds = p * (dp - delta)
-        w = None
-        for term in (
-            None if uq is None else torch.matmul(uq, k.transpose(-1, -2)),
-            None if uk is None else torch.matmul(q, uk.transpose(-1, -2)),
-            ub,
-        ):
-            if term is not None:
-                w = term if w is None else w + term
+        q, k, v, mask, g = ctx.saved_tensors
+        p = _probabilities(q, k, mask)
+        r = torch.matmul(g, v.transpose(-1, -2))  # dP
+        r.sub_(_rowsum(p * r))  # dP - delta
+        ds = p * r
+        w = None  # W = U_Q K^T + Q U_K^T + U_B, accumulated in place
+        if uq is not None:
+            w = torch.matmul(uq, k.transpose(-1, -2))
+        if uk is not None:
+            term = torch.matmul(q, uk.transpose(-1, -2))
+            w = term if w is None else w.add_(term)
+        if ub is not None:
+            w = ub.expand_as(p).clone() if w is None else w.add_(ub)
         e = gbar = None
         if w is not None:
-            a = w - _rowsum(p * w)
+            a = w.sub_(_rowsum(p * w))  # A
             e = p * a
-            gbar = dp * a - delta * w
+            # Gbar up to per-row constants, which cancel in Z because the rows of P sum to one.
+            gbar = r.mul_(a)
         if uv is not None:
             x = torch.matmul(g, uv.transpose(-1, -2))
-            gbar = x if gbar is None else gbar + x
-        z = None if gbar is None else p * (gbar - _rowsum(p * gbar))
+            gbar = x if gbar is None else gbar.add_(x)
+        z = None if gbar is None else gbar.sub_(_rowsum(p * gbar)).mul_(p)
 
         def mm(a, b):
             return torch.matmul(a, b)
@@ -114,10 +125,10 @@ class _AttentionBackward(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             gv = torch.zeros_like(v) if e is None else mm(tr(e), g)
         if ctx.needs_input_grad[3]:
-            gb = torch.zeros_like(bias) if z is None else _reduce_like(z, bias)
-        if ctx.needs_input_grad[5]:
+            gb = torch.zeros_like(mask) if z is None else _reduce_like(z, mask)
+        if ctx.needs_input_grad[4]:
             gg = _add(None if e is None else mm(e, v), None if uv is None else mm(p, uv), g)
-        return gq, gk, gv, gb, None, gg, None
+        return gq, gk, gv, gb, gg, None
 
 
 def _add(a, b, like):
@@ -130,21 +141,18 @@ class _Attention(torch.autograd.Function):
     """Fused forward; backward through :class:`_AttentionBackward` (differentiable once more)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, bias, keep):
-        ctx.save_for_backward(q, k, v, bias, keep)
-        if bias is None:
-            mask = keep
-        else:
-            mask = bias if keep is None else bias.masked_fill(~keep, -math.inf)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+    def forward(ctx, q, k, v, mask):
+        ctx.save_for_backward(q, k, v, mask)
+        # Detached: SDPA picks its slow math backend for a mask that requires grad, even here.
+        fused_mask = None if mask is None else mask.detach()
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=fused_mask, scale=1.0)
 
     @staticmethod
     def backward(ctx, g):
-        q, k, v, bias, keep = ctx.saved_tensors
-        bias_grad = bias is not None and ctx.needs_input_grad[3]
-        grads = _AttentionBackward.apply(q, k, v, bias, keep, g, bias_grad)
-        dbias = grads[3] if bias_grad else None
-        return grads[0], grads[1], grads[2], dbias, None
+        q, k, v, mask = ctx.saved_tensors
+        bias_grad = mask is not None and mask.dtype != torch.bool and ctx.needs_input_grad[3]
+        grads = _AttentionBackward.apply(q, k, v, mask, g, bias_grad)
+        return grads[0], grads[1], grads[2], grads[3] if bias_grad else None
 
 
 def _real_slots(layout: AttentionLayout) -> torch.Tensor:
@@ -199,11 +207,12 @@ def fast_attend(
             x.index_select(0, flat).unflatten(0, bucket.index.shape).transpose(1, 2) for x in (q, k, v)
         )
         keep = bucket.mask[:, None, None, :] if bucket.padded else None  # (B_b, 1, 1, N_b)
-        bb = None if bias is None else bias[i].to(q.dtype)
+        mask = _logit_mask(
+            None if bias is None else bias[i].to(q.dtype), keep
+        )  # (B_b, H, N_b, N_b) additive, (B_b, 1, 1, N_b) bool, or None
         if dropout_p > 0.0:
-            p = F.dropout(_probabilities(qb, kb, bb, keep), dropout_p, training=True)
-            out = torch.matmul(p, vb)
+            out = torch.matmul(F.dropout(_probabilities(qb, kb, mask), dropout_p, training=True), vb)
         else:
-            out = _Attention.apply(qb, kb, vb, bb, keep)
+            out = _Attention.apply(qb, kb, vb, mask)
         blocks.append(out.transpose(1, 2).flatten(0, 1))  # (B_b * N_b, H, E)
     return torch.cat(blocks).index_select(0, _real_slots(layout))  # (T, H, E)
