@@ -1,0 +1,466 @@
+"""Side-by-side speed and memory of TransIP and MACE, and of TransIP's attention kernels.
+
+Run inside the benchmark environment (``examples/bench_env.sh``: mace-torch pins e3nn 0.4.4)::
+
+    python examples/benchmark.py models --quick --json runs/bench.json
+    python examples/benchmark.py models --sizes 9 21 60 200 1000 --batches 32x9 32x21 --repeats 5
+    python examples/benchmark.py attention --json runs/attention.json
+
+``models`` times energy+forces inference (atoms/s) and one training step (energy + conservative
+force loss, and for TransIP also with the latent-equivariance term) for every model on the same
+structures. All models run in one process and alternate (A, B, A, B, ...) within each repetition,
+so they see the same allocator state and machine load; medians are reported, with the ratio
+``time(MACE) / time(TransIP)`` (> 1: TransIP faster). Peak memory is measured in a fresh
+subprocess per (model, system, mode): the increase of the peak resident set size (``ru_maxrss``)
+over its value after building the model and data, on CPU; ``torch.cuda.max_memory_allocated`` on GPU.
+
+``attention`` compares ways to run TransIP-S's attention on a mixed batch (16 molecules of 12-186
+atoms) and on one 1000-atom molecule: one bucket per molecule, padding to the largest with a key
+mask, the model's size buckets, and the buckets with :func:`transip.model._fast_attention.fast_attend`.
+
+Weights are random; MACE's neighbour lists are built before timing (not counted for MACE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from transip.data import Batch, Molecule, bundled_dataset
+from transip.model import TransIP, TransIPConfig
+from transip.model import _block as block_module
+from transip.model._attention import attend as reference_attend
+from transip.model._fast_attention import fast_attend
+from transip.symmetry import rotate_batch
+
+ATTENTION = {"ref": reference_attend, "fast": fast_attend}
+
+
+# --------------------------------------------------------------------------- structures
+def cluster(n: int, seed: int, density: float = 0.1, min_dist: float = 1.0) -> Molecule:
+    """A random but physical cluster: H and O (2:1, like water) at ~water atom density (0.1 / Å^3).
+
+    Atoms are drawn uniformly in a sphere of the right volume and rejected when closer than
+    ``min_dist`` Å to an accepted atom.
+    """
+    rng = np.random.default_rng(seed)
+    radius = (3 * n / (4 * np.pi * density)) ** (1 / 3)
+    pos = np.zeros((0, 3))
+    while len(pos) < n:
+        p = rng.uniform(-radius, radius, 3)
+        if np.linalg.norm(p) <= radius and (
+            len(pos) == 0 or np.min(np.linalg.norm(pos - p, axis=1)) >= min_dist
+        ):
+            pos = np.vstack([pos, p])
+    numbers = np.where(np.arange(n) % 3 == 0, 8, 1)
+    return Molecule(positions=pos, numbers=numbers, source=f"cluster{n}")
+
+
+def _from_atoms(atoms, source: str) -> Molecule:
+    return Molecule(positions=atoms.get_positions(), numbers=atoms.get_atomic_numbers(), source=source)
+
+
+def system(name: str) -> list[Molecule]:
+    """``"9"`` (an rMD17 ethanol frame), ``"60"`` (C60), other ``"N"`` (a cluster), ``"BxN"`` (a batch)."""
+    import ase.io
+    from ase.build import molecule
+
+    count, _, size = name.rpartition("x")
+    count, size = int(count or 1), int(size)
+    if size == 9:
+        frames = ase.io.read(bundled_dataset("ethanol_train"), f":{count}")
+        return [_from_atoms(a, "ethanol") for a in frames]
+    if size == 60:
+        return [_from_atoms(molecule("C60"), "C60")] * count
+    return [cluster(size, seed) for seed in range(count)]
+
+
+# --------------------------------------------------------------------------- models
+class TransIPRunner:
+    """TransIP with random weights; ``attention`` picks the kernel behind every layer's ``attend``."""
+
+    def __init__(self, preset: str, attention: str = "fast", **overrides):
+        self.model = TransIP(TransIPConfig.preset(preset, **overrides))
+        self.attention = ATTENTION[attention]
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
+        self.tau = None
+
+    def prepare(self, mols):
+        batch = Batch.from_molecules(mols)
+        batch.energy = torch.zeros(batch.num_molecules, dtype=torch.float64)
+        batch.forces = torch.zeros_like(batch.positions)
+        return batch
+
+    @contextlib.contextmanager
+    def _kernel(self):
+        saved, block_module.attend = block_module.attend, self.attention
+        try:
+            yield
+        finally:
+            block_module.attend = saved
+
+    def infer(self, batch):
+        self.model.eval()
+        with self._kernel():
+            return self.model(batch).energy
+
+    def train(self, batch, latent: bool = False):
+        from latentequiv.groups import SO3
+        from latentequiv.losses import latent_equivariance_loss
+        from latentequiv.tau import MLPTau
+
+        self.model.train()
+        with self._kernel():
+            out = self.model(batch, training=True)
+            loss = (
+                5 * (out.energy - batch.energy).square().mean()
+                + 15 * (out.forces - batch.forces).square().mean()
+            )
+            if latent:
+                if self.tau is None:
+                    self.tau = MLPTau(self.model.config.d_model)
+                    self.optimizer.add_param_group({"params": self.tau.parameters()})
+                g = SO3().sample(batch.num_molecules)
+                z_rot, _ = self.model.embed(rotate_batch(batch, g))
+                loss = loss + 5 * latent_equivariance_loss(
+                    self.tau, out.node_embedding, z_rot, g[batch.batch]
+                )
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+
+class MaceRunner:
+    """``mace.modules.ScaleShiftMACE``, random weights: r_max 5, 2 interactions, correlation 3, l_max 3."""
+
+    def __init__(self, hidden_irreps: str, zs=(1, 6, 7, 8, 9, 15, 16, 17), r_max: float = 5.0):
+        # e3nn 0.4.4 (pinned by mace-torch) loads its own constants with torch.load, which torch >= 2.6
+        # restricts to weights only; the file holds Python slices, so allow exactly that type.
+        torch.serialization.add_safe_globals([slice])
+        from e3nn import o3
+        from mace import modules
+
+        block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
+        self.zs, self.r_max = list(zs), r_max
+        self.model = modules.ScaleShiftMACE(
+            r_max=r_max, num_bessel=8, num_polynomial_cutoff=5, max_ell=3,
+            interaction_cls=block, interaction_cls_first=block, num_interactions=2,
+            num_elements=len(zs), hidden_irreps=o3.Irreps(hidden_irreps), MLP_irreps=o3.Irreps("16x0e"),
+            atomic_energies=np.zeros(len(zs)), avg_num_neighbors=20.0, atomic_numbers=self.zs,
+            correlation=3, gate=torch.nn.functional.silu, radial_MLP=[64, 64, 64],
+            atomic_inter_scale=1.0, atomic_inter_shift=0.0,
+        )  # fmt: skip
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
+
+    def prepare(self, mols):
+        """MACE's input dictionary, with the neighbour list (within ``r_max``, no self pairs)."""
+        batch = Batch.from_molecules(mols)
+        table = torch.full((119,), -1, dtype=torch.long)
+        table[self.zs] = torch.arange(len(self.zs))
+        edges = []
+        for a, b in zip(batch.ptr[:-1].tolist(), batch.ptr[1:].tolist(), strict=True):
+            d = torch.cdist(batch.positions[a:b], batch.positions[a:b])
+            i, j = torch.nonzero((d < self.r_max) & (d > 0), as_tuple=True)
+            edges.append(torch.stack([i, j]) + a)
+        edge_index = torch.cat(edges, 1)
+        n_graphs = batch.num_molecules
+        one_hot = torch.nn.functional.one_hot(table[batch.numbers], len(self.zs)).float()
+        zeros = torch.zeros(edge_index.shape[1], 3)
+        return {
+            "positions": batch.positions, "node_attrs": one_hot, "edge_index": edge_index,
+            "shifts": zeros, "unit_shifts": zeros, "cell": torch.zeros(3 * n_graphs, 3),
+            "batch": batch.batch, "ptr": batch.ptr, "energy": torch.zeros(n_graphs),
+            "forces": torch.zeros_like(batch.positions),
+        }  # fmt: skip
+
+    def infer(self, data):
+        self.model.eval()
+        out = self.model(dict(data), training=False, compute_force=True)
+        return out["energy"].detach()
+
+    def train(self, data, latent: bool = False):
+        self.model.train()
+        out = self.model(dict(data), training=True, compute_force=True)
+        loss = (
+            5 * (out["energy"] - data["energy"]).square().mean()
+            + 15 * (out["forces"] - data["forces"]).square().mean()
+        )
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+
+def build(name: str):
+    """``transip-S`` / ``transip-M`` (fast attention), ``transip-S-ref`` (the model's own attend),
+    ``mace-128x0e``, ``mace-64x0e+64x1o``."""
+    if name.startswith("transip-"):
+        preset, _, kernel = name.removeprefix("transip-").partition("-")
+        return TransIPRunner(preset, kernel or "fast")
+    if name.startswith("mace-"):
+        return MaceRunner(name.removeprefix("mace-"))
+    raise ValueError(f"unknown model {name!r}")
+
+
+def run_mode(runner, data, mode: str):
+    if mode == "infer":
+        return runner.infer(data)
+    return runner.train(data, latent=mode == "train+latent")
+
+
+def supports(name: str, mode: str) -> bool:
+    return mode != "train+latent" or name.startswith("transip")
+
+
+# --------------------------------------------------------------------------- measuring
+def peak_memory_child(spec: dict) -> dict:
+    """Runs in a subprocess: build, measure the peak memory increase of two steps."""
+    torch.manual_seed(0)
+    runner = spec_runner(spec)
+    data = runner.prepare(system(spec["system"]))
+    cuda = torch.cuda.is_available()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(2):
+        run_mode(runner, data, spec["mode"])
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_rss_increase_mb": (after - before) / 1024, "peak_rss_mb": after / 1024, "cuda": cuda}
+
+
+def spec_runner(spec: dict):
+    if "config" in spec:
+        return TransIPRunner(spec["preset"], spec["attention"], **spec["config"])
+    return build(spec["model"])
+
+
+def peak_memory(spec: dict) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "_memory", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {
+            "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc {proc.returncode}"
+        }
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def interleaved(runners: dict, prepared: dict, mode: str, repeats: int, warmup: int = 1) -> dict:
+    """Seconds per call for every runner, alternating runners within each repetition."""
+    times = {name: [] for name in runners}
+    for rep in range(warmup + repeats):
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            run_mode(runner, prepared[name], mode)
+            if rep >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), cpu
+        )
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu, "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", "(unset: glibc default malloc)"),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+    }  # fmt: skip
+
+
+def summarise(times: dict, atoms: int) -> dict:
+    return {n: {"median_s": statistics.median(t), "atoms_per_s": atoms / statistics.median(t), "times_s": t}
+            for n, t in times.items()}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- commands
+def speedups(entry: dict, reference: dict) -> dict:
+    """``time(MACE) / time(TransIP)`` for every TransIP x MACE pair; ``reference`` holds MACE medians."""
+    transip = {t: r["median_s"] for t, r in entry["results"].items() if t.startswith("transip")}
+    return {f"{t}/{m}": reference[m] / transip[t] for t in transip for m in reference}
+
+
+def print_entry(entry: dict) -> None:
+    cells = [f"{n}: {r['median_s'] * 1e3:9.1f} ms {r['atoms_per_s']:9.0f} at/s"
+             + (f" {r['memory'].get('peak_rss_increase_mb', float('nan')):7.0f} MB" if "memory" in r else "")
+             for n, r in entry["results"].items()]  # fmt: skip
+    ratio = "  ".join(f"{k} x{v:.2f}" for k, v in entry.get("speedup", {}).items())
+    print(
+        f"{entry['system']:>7} {entry['atoms']:5d} {entry['mode']:>12} | "
+        + " | ".join(cells)
+        + (f" || {ratio}" if ratio else "")
+    )
+    sys.stdout.flush()
+
+
+def cmd_models(args) -> list[dict]:
+    torch.manual_seed(0)
+    runners = {name: build(name) for name in args.models}
+    results = []
+    for sysname in [str(s) for s in args.sizes] + list(args.batches):
+        mols = system(sysname)
+        atoms = sum(len(m) for m in mols)
+        prepared = {name: runner.prepare(mols) for name, runner in runners.items()}
+        mace_train = {}
+        for mode in args.modes:
+            if mode != "infer" and atoms > args.max_train_atoms:
+                continue
+            active = {n: r for n, r in runners.items() if supports(n, mode)}
+            times = interleaved(active, prepared, mode, args.repeats)
+            entry = {"system": sysname, "atoms": atoms, "mode": mode, "results": summarise(times, atoms)}
+            mace = {n: r["median_s"] for n, r in entry["results"].items() if n.startswith("mace")}
+            mace_train = mace if mode == "train" else mace_train
+            entry["speedup"] = speedups(entry, mace or (mace_train if mode == "train+latent" else {}))
+            largest = sysname == str(max(args.sizes)) if args.sizes else False
+            if args.memory == "all" or (args.memory == "largest" and largest):
+                for n in active:
+                    entry["results"][n]["memory"] = peak_memory({"model": n, "system": sysname, "mode": mode})
+            results.append(entry)
+            print_entry(entry)
+    return results
+
+
+ATTENTION_VARIANTS = {
+    "per-molecule": ("ref", {"bucket_growth": 1.0, "bucket_slack": 0}),
+    "padded": ("ref", {"bucket_growth": float("inf")}),
+    "buckets": ("ref", {}),
+    "buckets+fast": ("fast", {}),
+    "per-molecule+fast": ("fast", {"bucket_growth": 1.0, "bucket_slack": 0}),
+}
+
+
+def mixed_sizes(count: int = 16, low: int = 12, high: int = 186, seed: int = 0) -> list[int]:
+    sizes = np.random.default_rng(seed).integers(low, high + 1, count)
+    sizes[:2] = low, high
+    return sizes.tolist()
+
+
+def cmd_attention(args) -> list[dict]:
+    torch.manual_seed(0)
+    runners = {
+        name: TransIPRunner(args.preset, kernel, **cfg) for name, (kernel, cfg) in ATTENTION_VARIANTS.items()
+    }
+    systems = {"mixed16": [cluster(n, seed) for seed, n in enumerate(mixed_sizes())], "1000": system("1000")}
+    results = []
+    for sysname, mols in systems.items():
+        prepared = {name: runner.prepare(mols) for name, runner in runners.items()}
+        atoms = sum(len(m) for m in mols)
+        for mode in args.modes:
+            times = interleaved(runners, prepared, mode, args.repeats)
+            entry = {"system": sysname, "atoms": atoms, "mode": mode, "results": summarise(times, atoms)}
+            entry["sizes"] = [len(m) for m in mols]
+            base = entry["results"]["per-molecule"]["median_s"]
+            entry["speedup"] = {
+                f"{n}/per-molecule": base / r["median_s"] for n, r in entry["results"].items()
+            }
+            if args.memory != "none":
+                for name, (kernel, cfg) in ATTENTION_VARIANTS.items():
+                    spec = {
+                        "preset": args.preset,
+                        "attention": kernel,
+                        "config": cfg,
+                        "mode": mode,
+                        "system": sysname,
+                    }
+                    entry["results"][name]["memory"] = peak_memory(spec)
+            results.append(entry)
+            print_entry(entry)
+    return results
+
+
+def cmd_plot(args) -> None:
+    """Speedup over MACE against system size, one line per (TransIP, MACE, mode) pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(args.results) as f:
+        data = json.load(f)
+    lines: dict = {}
+    for entry in data["results"]:
+        for pair, value in entry.get("speedup", {}).items():
+            lines.setdefault(f"{pair} {entry['mode']}", []).append((entry["system"], value))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, points in sorted(lines.items()):
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.axhline(3.0, color="grey", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("system (atoms, or molecules x atoms)")
+    ax.set_ylabel("time(MACE) / time(TransIP)")
+    info = data["machine"]
+    ax.set_title(f"{info['cpu']}, {info['torch_threads']} threads, {info['date'][:10]}")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    models = sub.add_parser("models", help="TransIP vs MACE, interleaved in one process")
+    models.add_argument("--sizes", type=int, nargs="*", default=[9, 21, 60, 200, 1000])
+    models.add_argument(
+        "--batches", nargs="*", default=["32x9", "32x21"], help="batches of small molecules, BxN"
+    )
+    models.add_argument(
+        "--models", nargs="+", default=["transip-S", "transip-M", "mace-128x0e", "mace-64x0e+64x1o"]
+    )
+    models.add_argument("--modes", nargs="+", default=["infer", "train", "train+latent"])
+    models.add_argument(
+        "--max-train-atoms", type=int, default=1000, help="skip training steps on larger systems"
+    )
+    attention = sub.add_parser(
+        "attention", help="attention kernels inside TransIP on mixed and large molecules"
+    )
+    attention.add_argument("--preset", default="S")
+    attention.add_argument("--modes", nargs="+", default=["infer", "train"])
+    plot = sub.add_parser("plot", help="plot the speedups of a `models --json` file")
+    plot.add_argument("results")
+    plot.add_argument("--out", default="speedup.png")
+    for p in (models, attention):
+        p.add_argument("--repeats", type=int, default=5)
+        p.add_argument(
+            "--memory", choices=["all", "largest", "none"], default="all", help="peak-memory subprocesses"
+        )
+        p.add_argument("--quick", action="store_true", help="a few minutes on a 2-core CPU")
+        p.add_argument("--json", help="write all measurements and the machine description here")
+    if len(sys.argv) > 2 and sys.argv[1] == "_memory":
+        print(json.dumps(peak_memory_child(json.loads(sys.argv[2]))))
+        return
+    args = parser.parse_args(argv)
+    if args.command == "plot":
+        cmd_plot(args)
+        return
+    if args.quick and args.command == "models":
+        args.sizes, args.batches, args.repeats, args.memory = [9, 60, 200], ["32x9"], 3, "largest"
+        args.models, args.modes = ["transip-S", "mace-128x0e"], ["infer", "train"]
+    elif args.quick:
+        args.repeats, args.memory = 3, "none"
+    info = machine()
+    print(json.dumps(info))
+    results = cmd_models(args) if args.command == "models" else cmd_attention(args)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
