@@ -47,11 +47,21 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run, index="0")
 
 
+def _thermalize(atoms, temperature: float, rng) -> None:
+    """Maxwell-Boltzmann momenta (``thermalize_momenta`` in new ASE, its predecessor in older ones)."""
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # ASE < 3.28
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
+
+
 def run(args: argparse.Namespace) -> int:
     from ase import units
+    from ase.constraints import FixCom
     from ase.io import write
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md.velocitydistribution import Stationary, ZeroRotation
     from ase.md.verlet import VelocityVerlet
 
     from transip.calculator import TransIPCalculator
@@ -62,17 +72,19 @@ def run(args: argparse.Namespace) -> int:
     atoms = molecule_to_atoms(read(args.structure, args)[0])
     atoms.calc = TransIPCalculator(args.checkpoint, device=args.device, dtype=DTYPES[args.dtype])
     rng = np.random.default_rng(args.seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=rng)
+    _thermalize(atoms, args.temperature, rng)
     Stationary(atoms)
     ZeroRotation(atoms)
     if args.ensemble == "nve":
         dyn = VelocityVerlet(atoms, timestep=args.dt * units.fs)
     else:
+        atoms.set_constraint(FixCom())  # the thermostat's noise must not move the centre of mass
         dyn = Langevin(
             atoms,
             timestep=args.dt * units.fs,
             temperature_K=args.temperature,
             friction=args.friction / units.fs,
+            fixcm=False,
             rng=rng,
         )
     out = Path(args.output)

@@ -7,6 +7,7 @@ objects themselves.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from torch import nn
 from latentequiv.losses import contrastive_latent_loss, latent_equivariance_loss
 from latentequiv.tau import HyperLinearTau, IdentityTau, MLPTau
 from transip.data import (
+    AtomBudgetSampler,
     ElementReferences,
     ReferenceFitReport,
     bundled_dataset,
@@ -27,7 +29,9 @@ from transip.data import (
 from transip.model import TransIP, TransIPConfig
 
 from ._config import ConfigError, DataConfig, EquivarianceConfig, ModelSection, OptimConfig, TrainingConfig
+from ._ema import ExponentialMovingAverage
 from ._objective import TransIPObjective
+from ._schedule import make_scheduler
 
 #: ``equivariance.tau`` -> tau-network class
 TAU_KINDS: dict[str, type[nn.Module]] = {
@@ -194,3 +198,53 @@ def build_optimizer(module: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2))
+
+
+@dataclass
+class RunParts:
+    """Everything a run is made of, built from its configuration."""
+
+    train_set: object
+    val_set: object
+    test_set: object | None
+    fit: ReferenceFit
+    objective: TransIPObjective
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: ExponentialMovingAverage | None
+    sampler: AtomBudgetSampler
+
+
+def build_run(
+    config: TrainingConfig, *, device: torch.device, dtype: torch.dtype, rank: int = 0, world_size: int = 1
+) -> RunParts:
+    """Read the data, fit the references, build model, tau, optimiser, schedule, EMA and sampler.
+
+    Call after seeding: the model's initial weights come from torch's global generator.
+    """
+    max_atoms = resolve_model_config(config.model).max_atoms  # reject molecules beyond the context
+    train_set, val_set, test_set = load_datasets(config.data, seed=config.train.seed, max_atoms=max_atoms)
+    fit = fit_references(train_set)
+    logging.getLogger("transip.training").info(
+        "element references on %d molecules: residual MAE %.4f eV, RMSE %.4f eV (the energy scale)",
+        fit.report.n,
+        fit.report.mae,
+        fit.report.rmse,
+    )
+    model = build_model(config, fit).to(device=device, dtype=dtype)
+    objective = build_objective(config, model).to(device=device, dtype=dtype)
+    optimizer = build_optimizer(objective, config.optim)
+    o = config.optim
+    scheduler = make_scheduler(
+        optimizer, config.train.steps, warmup_fraction=o.warmup_fraction, final_fraction=o.final_lr_fraction
+    )
+    ema = ExponentialMovingAverage(objective, o.ema_decay) if o.ema_decay > 0 else None
+    sampler = AtomBudgetSampler(
+        train_set.sizes,
+        config.data.max_atoms_per_batch,
+        shuffle=True,
+        seed=config.train.seed,
+        num_replicas=world_size,
+        rank=rank,
+    )
+    return RunParts(train_set, val_set, test_set, fit, objective, optimizer, scheduler, ema, sampler)

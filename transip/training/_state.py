@@ -57,7 +57,7 @@ class LoopState:
     """Where the loop is: optimiser steps taken, epoch, batches consumed in that epoch, best so far.
 
     ``running`` holds the training-loss sums since the last log line (total, energy, force,
-    equivariance, count), so that a resumed run logs the same averages.
+    equivariance, gradient norm, count), so that a resumed run logs the same averages.
     """
 
     step: int = 0
@@ -65,7 +65,7 @@ class LoopState:
     position: int = 0
     best_metric: float = float("inf")
     best_step: int = -1
-    running: list[float] = field(default_factory=lambda: [0.0] * 5)
+    running: list[float] = field(default_factory=lambda: [0.0] * 6)
     elapsed: float = 0.0  # training seconds before this process started (resumed runs)
 
     def as_dict(self) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -18,24 +19,13 @@ from pathlib import Path
 import torch
 
 from latentequiv.groups import SO3
-from transip.data import AtomBudgetSampler, Batch
+from transip.data import Batch
 
-from ._build import (
-    DTYPES,
-    build_model,
-    build_objective,
-    build_optimizer,
-    check_paths,
-    fit_references,
-    full_model_section,
-    load_datasets,
-)
+from ._build import DTYPES, build_run, check_paths, full_model_section
 from ._checkpointing import load_training_state, save_training_checkpoint
 from ._config import ConfigError, TrainingConfig, save_config
-from ._ema import ExponentialMovingAverage
 from ._finish import FinalReport, finish_run
 from ._logging import RunLogger
-from ._schedule import make_scheduler
 from ._state import LoopState, StopRequest, seed_everything
 from ._step import train_step, validation_metrics, validation_sums
 
@@ -133,39 +123,15 @@ def train(
     if resume and not (run_dir / "last.pt").is_file():
         raise FileNotFoundError(f"cannot resume: no last.pt in {run_dir}")
     writer = rank == 0
+    config = dataclasses.replace(config, model=full_model_section(config.model))
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
-        config = dataclasses.replace(config, model=full_model_section(config.model))
         save_config(config, run_dir / "config.yaml")
     seed_everything(config.train.seed)
 
-    train_set, val_set, test_set = load_datasets(config.data, seed=config.train.seed, max_atoms=1024)
-    fit = fit_references(train_set)
-    log.info(
-        "element references on %d molecules: residual MAE %.4f eV, RMSE %.4f eV (energy scale)",
-        fit.report.n,
-        fit.report.mae,
-        fit.report.rmse,
-    )
-    model = build_model(config, fit).to(device=device, dtype=dtype)
-    objective = build_objective(config, model).to(device=device, dtype=dtype)
-    optimizer = build_optimizer(objective, config.optim)
-    total = config.train.steps
-    scheduler = make_scheduler(
-        optimizer,
-        total,
-        warmup_fraction=config.optim.warmup_fraction,
-        final_fraction=config.optim.final_lr_fraction,
-    )
-    ema = ExponentialMovingAverage(objective, config.optim.ema_decay) if config.optim.ema_decay > 0 else None
-    sampler = AtomBudgetSampler(
-        train_set.sizes,
-        config.data.max_atoms_per_batch,
-        shuffle=True,
-        seed=config.train.seed,
-        num_replicas=world_size,
-        rank=rank,
-    )
+    parts = build_run(config, device=device, dtype=dtype, rank=rank, world_size=world_size)
+    objective, optimizer, scheduler, ema = parts.objective, parts.optimizer, parts.scheduler, parts.ema
+    sampler, train_set, val_set, total = parts.sampler, parts.train_set, parts.val_set, config.train.steps
     rot_gen = torch.Generator().manual_seed(config.train.seed + 1)
     state = LoopState()
     if resume:
@@ -209,7 +175,8 @@ def train(
         return validation_metrics(objective, acc, losses, sym)
 
     interrupted = False
-    running = torch.tensor(state.running, dtype=torch.float64, device=device)  # total, E, F, equiv, count
+    # sums since the last log line: total, energy, force, equivariance, gradient norm, count
+    running = torch.tensor(state.running, dtype=torch.float64, device=device)
     one = torch.ones((), dtype=torch.float64, device=device)
     loader_gen = torch.Generator()
     t0, elapsed0 = time.perf_counter(), state.elapsed
@@ -220,8 +187,9 @@ def train(
             loader = torch.utils.data.DataLoader(
                 train_set,
                 batch_sampler=_SkipFirst(sampler, state.position),
-                collate_fn=Batch.from_molecules if dtype == torch.float32 else _Collate(dtype),
+                collate_fn=functools.partial(Batch.from_molecules, dtype=dtype),
                 num_workers=config.data.num_workers,
+                pin_memory=device.type == "cuda",
                 generator=loader_gen,
             )
             for batch in loader:
@@ -230,7 +198,8 @@ def train(
                 if objective.needs_rotations:
                     rotations = SO3().sample(batch.num_molecules, generator=rot_gen, dtype=torch.float64)
                     rotations = rotations.to(device=device, dtype=dtype)
-                terms, _ = train_step(
+                lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
+                terms, grad_norm = train_step(
                     objective,
                     optimizer,
                     scheduler,
@@ -243,20 +212,21 @@ def train(
                     ema.update(objective)
                 state.step += 1
                 state.position += 1
-                parts = (terms.total, terms.energy, terms.force, terms.equivariance, one)
-                running += torch.stack([_f(t, device) for t in parts])
+                step_values = (terms.total, terms.energy, terms.force, terms.equivariance, grad_norm, one)
+                running += torch.stack([_f(t, device) for t in step_values])
                 logger.advance()
                 if state.step % config.train.log_every == 0 or state.step == total:
                     values = running.cpu().tolist()
-                    n = max(values[4], 1.0)
+                    n = max(values[5], 1.0)
                     logger.log_train(
                         state.step,
                         {
-                            "lr": scheduler.get_last_lr()[0],
+                            "lr": lr,
                             "loss": values[0] / n,
                             "loss_energy": values[1] / n,
                             "loss_force": values[2] / n if terms.force is not None else None,
                             "loss_equivariance": values[3] / n if terms.equivariance is not None else None,
+                            "grad_norm": values[4] / n if grad_norm is not None else None,
                             "time": elapsed0 + time.perf_counter() - t0,
                         },
                     )
@@ -290,20 +260,20 @@ def train(
         return TrainResult(run_dir, state.step, True, history)
     final = (
         finish_run(
-            config, run_dir, objective, ema, val_set, test_set, device=device, dtype=dtype, enabled=writer
+            config,
+            run_dir,
+            objective,
+            ema,
+            val_set,
+            parts.test_set,
+            device=device,
+            dtype=dtype,
+            enabled=writer,
         )
         if writer
         else None
     )
     return TrainResult(run_dir, state.step, False, history, final)
-
-
-class _Collate:
-    def __init__(self, dtype: torch.dtype) -> None:
-        self.dtype = dtype
-
-    def __call__(self, molecules):
-        return Batch.from_molecules(molecules, dtype=self.dtype)
 
 
 def _f(t: torch.Tensor | None, device: torch.device) -> torch.Tensor:
