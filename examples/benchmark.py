@@ -411,6 +411,28 @@ def cmd_plot(args) -> None:
     fig.savefig(args.out, dpi=120)
 
 
+def cmd_table(args) -> None:
+    """Markdown tables (median ms, atoms/s, peak-memory increase, speedups) from a ``--json`` file."""
+    with open(args.results) as f:
+        data = json.load(f)
+    names = list(dict.fromkeys(n for e in data["results"] for n in e["results"]))
+    print("| system | atoms | mode | " + " | ".join(names) + " | speedup |")
+    print("|---" * (len(names) + 4) + "|")
+    for e in data["results"]:
+        cells = []
+        for n in names:
+            r = e["results"].get(n)
+            mem = (r or {}).get("memory", {}).get("peak_rss_increase_mb")
+            cells.append(
+                ""
+                if r is None
+                else f"{r['median_s'] * 1e3:.0f} ms, {r['atoms_per_s']:.0f} at/s"
+                + ("" if mem is None else f", +{mem:.0f} MB")
+            )
+        ratios = ", ".join(f"{k}: {v:.2f}" for k, v in e.get("speedup", {}).items())
+        print(f"| {e['system']} | {e['atoms']} | {e['mode']} | " + " | ".join(cells) + f" | {ratios} |")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -434,6 +456,8 @@ def main(argv=None) -> None:
     plot = sub.add_parser("plot", help="plot the speedups of a `models --json` file")
     plot.add_argument("results")
     plot.add_argument("--out", default="speedup.png")
+    table = sub.add_parser("table", help="print a `--json` file as a markdown table")
+    table.add_argument("results")
     for p in (models, attention):
         p.add_argument("--repeats", type=int, default=5)
         p.add_argument(
@@ -445,8 +469,8 @@ def main(argv=None) -> None:
         print(json.dumps(peak_memory_child(json.loads(sys.argv[2]))))
         return
     args = parser.parse_args(argv)
-    if args.command == "plot":
-        cmd_plot(args)
+    if args.command in ("plot", "table"):
+        (cmd_plot if args.command == "plot" else cmd_table)(args)
         return
     if args.quick and args.command == "models":
         args.sizes, args.batches, args.repeats, args.memory = [9, 60, 200], ["32x9"], 3, "largest"
