@@ -73,10 +73,13 @@ def _from_atoms(atoms, source: str) -> Molecule:
 
 
 def system(name: str) -> list[Molecule]:
-    """``"9"`` (an rMD17 ethanol frame), ``"60"`` (C60), other ``"N"`` (a cluster), ``"BxN"`` (a batch)."""
+    """``"9"`` (an rMD17 ethanol frame), ``"60"`` (C60), other ``"N"`` (a cluster), ``"BxN"`` (a batch),
+    ``"mixed16"`` (16 clusters of 12-186 atoms)."""
     import ase.io
     from ase.build import molecule
 
+    if name == "mixed16":
+        return [cluster(n, seed) for seed, n in enumerate(mixed_sizes())]
     count, _, size = name.rpartition("x")
     count, size = int(count or 1), int(size)
     if size == 9:
@@ -355,7 +358,7 @@ def cmd_attention(args) -> list[dict]:
     runners = {
         name: TransIPRunner(args.preset, kernel, **cfg) for name, (kernel, cfg) in ATTENTION_VARIANTS.items()
     }
-    systems = {"mixed16": [cluster(n, seed) for seed, n in enumerate(mixed_sizes())], "1000": system("1000")}
+    systems = {name: system(name) for name in ("mixed16", "1000")}
     results = []
     for sysname, mols in systems.items():
         prepared = {name: runner.prepare(mols) for name, runner in runners.items()}
