@@ -35,7 +35,7 @@ class DataConfig:
     val: str = ""  # empty: split ``val_fraction`` off the training set
     test: str = ""  # empty: no test evaluation at the end
     val_fraction: float = 0.1
-    split_by: Literal["source", "frame"] = "source"
+    split_by: Literal["source", "frame"] = "frame"
     max_train: int = 0  # 0: every training structure
     max_val: int = 0  # 0: every validation structure
     max_atoms_per_batch: int = 256
@@ -82,7 +82,7 @@ class EquivarianceConfig:
 class OptimConfig:
     """AdamW with a warm-up + cosine schedule, gradient clipping and optional EMA of the weights."""
 
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.01
     beta1: float = 0.9
     beta2: float = 0.999

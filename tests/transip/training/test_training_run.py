@@ -1,6 +1,7 @@
 """End-to-end tiny runs: every mode, the files a run writes, exact resume, reproducibility."""
 
 import csv
+import importlib.util
 import math
 import signal
 
@@ -123,3 +124,17 @@ def test_training_lowers_the_loss(tmp_path, tiny):
 def test_resume_needs_a_checkpoint(tmp_path, tiny):
     with pytest.raises(FileNotFoundError, match="no last.pt"):
         train(load_config(None, tiny(tmp_path / "empty")), run_dir=tmp_path / "empty", resume=True)
+
+
+def test_figures_and_tensorboard_exactly_when_the_packages_are_installed(tmp_path, tiny):
+    have_plots = importlib.util.find_spec("matplotlib") is not None
+    have_tb = importlib.util.find_spec("tensorboard") is not None
+    run_dir = tmp_path / "run"
+    config = load_config(None, tiny(run_dir, "--logging.plots=true", "--logging.tensorboard=true"))
+    result = train(config, quiet=True)
+    names = {p.name for p in result.final.figures}
+    expected = {"learning_curves.png", "parity_energy_val.png", "parity_forces_val.png"}
+    assert names == (expected if have_plots else set())
+    assert all((run_dir / n).stat().st_size > 0 for n in names)
+    events = list((run_dir / "tensorboard").glob("events.out.tfevents*")) if have_tb else []
+    assert (len(events) > 0) == have_tb
