@@ -101,6 +101,7 @@ class TrainConfig:
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
     amp: Literal["none", "bf16"] = "none"
+    threads: int = 1  # CPU intra-op threads during the run; 0: torch's default (all cores)
     val_every: int = 150
     checkpoint_every: int = 150
     log_every: int = 10

@@ -85,6 +85,8 @@ def check_config(config: TrainingConfig) -> None:
         raise ConfigError("train.amp=bf16 needs a CUDA device (train.device=cuda)")
     if config.train.steps < 1:
         raise ConfigError("train.steps must be at least 1")
+    if config.train.threads < 0:
+        raise ConfigError("train.threads must be 0 (torch's default) or positive")
     if not 0.0 < config.data.val_fraction < 1.0 and not config.data.val:
         raise ConfigError("data.val_fraction must lie in (0, 1) when no data.val file is given")
     if config.equivariance.loss == "contrastive" and config.equivariance.mode != "transip":
@@ -118,6 +120,16 @@ def train(
         A :class:`TrainResult`.
     """
     check_config(config)
+    threads = torch.get_num_threads()
+    if config.train.threads > 0:
+        torch.set_num_threads(config.train.threads)
+    try:
+        return _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -> TrainResult:
     device, dtype = torch.device(config.train.device), DTYPES[config.train.dtype]
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     if resume and not (run_dir / "last.pt").is_file():

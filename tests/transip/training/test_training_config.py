@@ -104,6 +104,8 @@ def test_check_config_catches_combinations_and_missing_data(tmp_path):
         check_config(load_config(None, ["--model.d_model=30", "--model.n_heads=4"]))
     with pytest.raises(ConfigError, match="amp=bf16 needs a CUDA device"):
         check_config(load_config(None, ["--train.amp=bf16"]))
+    with pytest.raises(ConfigError, match="train.threads must be"):
+        check_config(load_config(None, ["--train.threads=-1"]))
     with pytest.raises(ConfigError, match="contrastive needs equivariance.mode=transip"):
         check_config(load_config(None, ["--equivariance.loss=contrastive", "--equivariance.mode=none"]))
 

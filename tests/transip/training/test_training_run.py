@@ -99,7 +99,9 @@ def test_resume_after_sigint_equals_an_uninterrupted_run(tmp_path, tiny):
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path, tiny):
     extra = ["--train.steps=2", "--train.val_every=2", "--eval.equivariance=false"]
-    train(load_config(None, tiny(tmp_path / "a", *extra)), quiet=True)
+    before = torch.get_num_threads()
+    train(load_config(None, tiny(tmp_path / "a", *extra, "--train.threads=1")), quiet=True)
+    assert torch.get_num_threads() == before  # the run's thread setting does not leak out
     train(load_config(None, tiny(tmp_path / "b", *extra)), quiet=True)
     train(load_config(None, tiny(tmp_path / "c", *extra, "--train.seed=1")), quiet=True)
     a, b, c = (_weights(tmp_path / k / "last.pt") for k in "abc")
