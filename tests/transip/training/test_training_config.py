@@ -39,16 +39,20 @@ def test_defaults_and_overrides_are_typed():
     assert cfg.equivariance.mode == "transaug"
     model = resolve_model_config(cfg.model)
     assert model.species_dim is None and model.charge_range == (-2, 2) and model.d_model == 48
-    assert model.n_layers == 2  # from the "tiny" preset
+    assert model.n_layers == 3  # the default run's widened "tiny"
 
 
 def test_yaml_then_command_line(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("optim:\n  lr: 1e-3\ntrain:\n  steps: 50\nmodel:\n  preset: S\n")
+    path.write_text("optim:\n  lr: 1e-3\ntrain:\n  steps: 50\nmodel:\n  preset: S\n  n_heads: 8\n")
     cfg = load_config(path, ["--train.steps=7"])
     assert cfg.optim.lr == 1e-3  # PyYAML reads "1e-3" as a string; the float field parses it
     assert cfg.train.steps == 7  # the command line wins
-    assert resolve_model_config(cfg.model).d_model == 384
+    model = resolve_model_config(cfg.model)
+    # naming a preset drops the defaults' overrides; keys beside it apply
+    assert (model.d_model, model.n_layers, model.num_rbf, model.n_heads) == (384, 8, 64, 8)
+    later = resolve_model_config(load_config(path, ["--model.d_model=512"]).model)
+    assert (later.d_model, later.n_heads) == (512, 8)
 
 
 @pytest.mark.parametrize(
