@@ -112,9 +112,8 @@ def run(args: argparse.Namespace) -> int:
         f"{args.ensemble.upper()} MD of {atoms.get_chemical_formula()} ({n} atoms): {args.steps} steps of "
         f"{args.dt} fs, {len(e)} frames -> {out}"
     )
-    print(
-        f"total energy: start {e[0]:.6f} eV, end {e[-1]:.6f} eV, "
-        f"max drift {np.abs(e - e[0]).max() / n * 1000:.3f} meV/atom"
-    )
+    change = np.abs(e - e[0]).max() / n * 1000
+    what = "max drift" if args.ensemble == "nve" else "max change (thermostatted, not conserved)"
+    print(f"total energy: start {e[0]:.6f} eV, end {e[-1]:.6f} eV, {what} {change:.3f} meV/atom")
     print(f"temperature: mean {np.mean(temperatures):.1f} K")
     return 0

@@ -68,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     check_config(config)  # every configuration error surfaces here, before any data is read
     result = train(config, run_dir=run_dir, resume=bool(args.resume), quiet=args.quiet)
-    if result.interrupted:
-        print(f"stopped at step {result.step}; continue with: transip train --resume {result.run_dir}")
+    if result.interrupted:  # the trainer has said how to resume
         return 130
     print(summary(result))
     return 0

@@ -87,7 +87,7 @@ def plot_parity(
         lo, hi = float(min(r.min(), p.min())), float(max(r.max(), p.max()))
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
         ax.set_title(f"{quantity}: MAE {np.abs(p - r).mean():.4g} {unit}")
-    ax.set(xlabel=f"reference {quantity} ({unit})", ylabel=f"predicted {quantity} ({unit})")
+    ax.set(xlabel=f"true {quantity} ({unit})", ylabel=f"predicted {quantity} ({unit})")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)

@@ -268,7 +268,7 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -
                 state.position = 0
     logger.close()
     if interrupted:
-        log.info("stopped at step %d; continue with --resume %s", state.step, run_dir)
+        log.warning("stopped at step %d; continue with: transip train --resume %s", state.step, run_dir)
         return TrainResult(run_dir, state.step, True, history)
     final = (
         finish_run(
