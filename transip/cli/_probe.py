@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from transip.evaluation import equivariance_report
-from transip.evaluation._table import format_equivariance
+from transip.evaluation import equivariance_report, format_equivariance
 from transip.training import load_trained
 
 from ._common import DTYPES, add_data_options, add_device_options, check_file, read, write_json

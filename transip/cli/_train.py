@@ -9,8 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from transip.evaluation import format_table
-from transip.evaluation._table import format_equivariance
+from transip.evaluation import format_equivariance, format_table
 from transip.training import check_config, config_to_dict, load_config, train
 
 _EPILOG = """\

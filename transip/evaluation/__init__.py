@@ -6,7 +6,13 @@ summed over batches, subsets and processes); :func:`evaluate` runs a model over 
 :func:`write_predictions` writes its predictions as extended XYZ.
 """
 
-from ._equivariance import EquivarianceMetrics, equivariance_report, rotation_statistics
+from ._equivariance import (
+    EquivarianceMetrics,
+    combine_statistics,
+    equivariance_report,
+    rotation_statistics,
+    summarise_statistics,
+)
 from ._evaluate import EvaluationReport, Predictions, evaluate
 from ._loader import inference_batches, subset_key
 from ._metrics import (
@@ -21,7 +27,7 @@ from ._metrics import (
 )
 from ._plots import plot_learning_curves, plot_parity
 from ._predict import write_predictions
-from ._table import format_table
+from ._table import format_equivariance, format_table
 
 __all__ = [
     "STAT_COLUMNS",
@@ -30,12 +36,14 @@ __all__ = [
     "MetricAccumulator",
     "Metrics",
     "Predictions",
+    "combine_statistics",
     "energy_mae",
     "energy_per_atom_mae",
     "equivariance_report",
     "evaluate",
     "force_cosine",
     "force_mae",
+    "format_equivariance",
     "format_table",
     "inference_batches",
     "molecule_statistics",
@@ -43,5 +51,6 @@ __all__ = [
     "plot_parity",
     "rotation_statistics",
     "subset_key",
+    "summarise_statistics",
     "write_predictions",
 ]

@@ -119,7 +119,7 @@ def rotation_statistics(
     return s.detach()
 
 
-def combine(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
+def combine_statistics(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
     """Add two :func:`rotation_statistics` results (taking the max in the max slot)."""
     if a is None:
         return b.clone()
@@ -128,7 +128,7 @@ def combine(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def summarise(
+def summarise_statistics(
     stats: torch.Tensor, *, n_rotations: int, dtype: torch.dtype, target: str, tau: nn.Module | None
 ) -> EquivarianceMetrics:
     """Turn summed statistics into :class:`EquivarianceMetrics`."""
@@ -200,7 +200,7 @@ def equivariance_report(
             s = rotation_statistics(
                 model, b, rotations, tau=tau, target=target, output=output, compute_forces=compute_forces
             )
-            stats = combine(stats, s)
+            stats = combine_statistics(stats, s)
     if stats is None:
         stats = torch.zeros(len(_KEYS), dtype=torch.float64)
-    return summarise(stats, n_rotations=n_rotations, dtype=dtype, target=target, tau=tau)
+    return summarise_statistics(stats, n_rotations=n_rotations, dtype=dtype, target=target, tau=tau)

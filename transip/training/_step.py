@@ -13,9 +13,13 @@ import torch
 from torch import nn
 
 from latentequiv.groups import SO3
-from transip.evaluation import MetricAccumulator, rotation_statistics
-from transip.evaluation._equivariance import combine, summarise
-from transip.evaluation._loader import inference_batches
+from transip.evaluation import (
+    MetricAccumulator,
+    combine_statistics,
+    inference_batches,
+    rotation_statistics,
+    summarise_statistics,
+)
 
 from ._objective import LossTerms, TransIPObjective, energy_loss, force_loss
 
@@ -124,7 +128,7 @@ def validation_sums(
                 output=out,
                 compute_forces=want_forces,
             )
-            symmetry = combine(symmetry, stats)
+            symmetry = combine_statistics(symmetry, stats)
     return acc, losses, symmetry
 
 
@@ -160,7 +164,7 @@ def validation_metrics(
         "force_cosine": m.force_cosine,
     }
     if symmetry is not None:
-        eq = summarise(
+        eq = summarise_statistics(
             symmetry, n_rotations=1, dtype=torch.float64, target=s.get("target", "node"), tau=objective.tau
         )
         out.update(

@@ -11,8 +11,13 @@ from latentequiv.groups import SO3
 from latentequiv.probes import equivariance_error, invariance_error, latent_equivariance_error
 from latentequiv.tau import MLPTau
 from transip.data import Batch, read_dataset
-from transip.evaluation import equivariance_report, evaluate, rotation_statistics, write_predictions
-from transip.evaluation._table import format_equivariance
+from transip.evaluation import (
+    equivariance_report,
+    evaluate,
+    format_equivariance,
+    rotation_statistics,
+    write_predictions,
+)
 from transip.model import TransIP, TransIPConfig
 from transip.symmetry import rotate_batch
 
