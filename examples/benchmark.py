@@ -382,7 +382,7 @@ def cmd_attention(args) -> list[dict]:
     runners = {
         name: TransIPRunner(args.preset, kernel, **cfg) for name, (kernel, cfg) in ATTENTION_VARIANTS.items()
     }
-    systems = {name: system(name) for name in ("mixed16", "1000")}
+    systems = {name: system(name) for name in args.systems}
     results = []
     for sysname, mols in systems.items():
         prepared = {name: runner.prepare(mols) for name, runner in runners.items()}
@@ -479,6 +479,7 @@ def main(argv=None) -> None:
         "attention", help="attention kernels inside TransIP on mixed and large molecules"
     )
     attention.add_argument("--preset", default="S")
+    attention.add_argument("--systems", nargs="+", default=["mixed16", "1000"])
     attention.add_argument("--modes", nargs="+", default=["infer", "train"])
     plot = sub.add_parser("plot", help="plot the speedups of a `models --json` file")
     plot.add_argument("results")
