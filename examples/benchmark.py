@@ -250,13 +250,22 @@ def peak_memory_child(spec: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current RSS
+    saved: dict[int, int] = {}  # storage address -> bytes, of every tensor autograd saves in the step
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
     before = _proc_status_kb("VmRSS")
-    run_mode(runner, data, spec["mode"])
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run_mode(runner, data, spec["mode"])
     peak = _proc_status_kb("VmHWM")
     out = {
         "rss_before_mb": before / 1024,
         "peak_rss_mb": peak / 1024,
         "peak_rss_increase_mb": (peak - before) / 1024,
+        # Deterministic, unlike RSS: what autograd saved during the step (storages counted once).
+        "autograd_saved_mb": sum(saved.values()) / 2**20,
     }
     if torch.cuda.is_available():
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
