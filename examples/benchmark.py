@@ -475,6 +475,28 @@ def cmd_table(args) -> None:
         print(f"| {e['system']} | {e['atoms']} | {e['mode']} | " + " | ".join(cells) + f" | {ratios} |")
 
 
+def cmd_profile(args) -> None:
+    """Consecutive steps of one model: wall time, user CPU time, minor page faults; optionally the
+    ``torch.profiler`` operator table of one more step."""
+    import resource
+
+    torch.manual_seed(0)
+    runner = build(args.model)
+    data = runner.prepare(system(args.system))
+    for step in range(args.steps):
+        before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        run_mode(runner, data, args.mode)
+        wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+        user, faults = after.ru_utime - before.ru_utime, after.ru_minflt - before.ru_minflt
+        print(f"step {step}: {wall:.2f} s wall, {user:.2f} s user CPU, {faults} minor faults", flush=True)
+    if args.operators:
+        from torch.profiler import profile
+
+        with profile() as prof:
+            run_mode(runner, data, args.mode)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.operators))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -499,6 +521,12 @@ def main(argv=None) -> None:
     plot = sub.add_parser("plot", help="plot the speedups of a `models --json` file")
     plot.add_argument("results")
     plot.add_argument("--out", default="speedup.png")
+    prof = sub.add_parser("profile", help="per-step times of one model, optionally an operator profile")
+    prof.add_argument("--model", default="transip-S")
+    prof.add_argument("--system", default="200")
+    prof.add_argument("--mode", default="train", choices=["infer", "train", "train+latent"])
+    prof.add_argument("--steps", type=int, default=4)
+    prof.add_argument("--operators", type=int, default=0, help="rows of the torch.profiler table (0: none)")
     table = sub.add_parser("table", help="print a `--json` file as a markdown table")
     table.add_argument("results")
     for p in (models, attention):
@@ -512,8 +540,8 @@ def main(argv=None) -> None:
         print(json.dumps(peak_memory_child(json.loads(sys.argv[2]))))
         return
     args = parser.parse_args(argv)
-    if args.command in ("plot", "table"):
-        (cmd_plot if args.command == "plot" else cmd_table)(args)
+    if args.command in ("plot", "table", "profile"):
+        {"plot": cmd_plot, "table": cmd_table, "profile": cmd_profile}[args.command](args)
         return
     if args.quick and args.command == "models":
         args.sizes, args.batches, args.repeats, args.memory = [9, 60, 200], ["32x9"], 3, "largest"
