@@ -28,25 +28,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib
+import io
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 
 import numpy as np
 import torch
 
+import transip
 from transip.data import Batch, Molecule, bundled_dataset
-from transip.model import TransIP, TransIPConfig
-from transip.model import _block as block_module
-from transip.model._attention import attend as reference_attend
-from transip.model._fast_attention import fast_attend
 from transip.symmetry import rotate_batch
-
-ATTENTION = {"ref": reference_attend, "fast": fast_attend}
 
 
 # --------------------------------------------------------------------------- structures
@@ -92,13 +91,52 @@ def system(name: str) -> list[Molecule]:
 
 
 # --------------------------------------------------------------------------- models
-class TransIPRunner:
-    """TransIP with random weights; ``attention`` picks the kernel behind every layer's ``attend``."""
+def adamw(params):
+    """The optimiser of every training step here: AdamW, fused when this torch has the CPU kernel.
 
-    def __init__(self, preset: str, attention: str = "fast", **overrides):
-        self.model = TransIP(TransIPConfig.preset(preset, **overrides))
-        self.attention = ATTENTION[attention]
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
+    (On CPU the default AdamW loops over parameters: 56 ms per step for TransIP-S's 14M parameters
+    against 15 ms fused, measured with ``python examples/benchmark.py optimizer``.)
+    """
+    return torch.optim.AdamW(params, lr=1e-5, fused=True)
+
+
+def load_revision(rev: str):
+    """The ``transip`` package as committed at git revision ``rev``, importable beside the current one.
+
+    ``git archive`` exports the package into a temporary directory as ``transip_<sha>``; its own
+    relative imports resolve inside that copy, so old and new models can run in one process.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    git = ["git", "-C", root]
+    sha = subprocess.run([*git, "rev-parse", "--short", rev], capture_output=True, text=True, check=True)
+    name = f"transip_{sha.stdout.strip()}"
+    if name in sys.modules:
+        return sys.modules[name]
+    archive = subprocess.run([*git, "archive", rev, "transip"], capture_output=True, check=True).stdout
+    target = tempfile.mkdtemp(prefix="transip-rev-")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    os.rename(os.path.join(target, "transip"), os.path.join(target, name))
+    sys.path.insert(0, target)
+    return importlib.import_module(name)
+
+
+class TransIPRunner:
+    """TransIP with random weights; ``attention`` picks the kernel behind every layer's ``attend``.
+
+    ``package`` is the ``transip`` package to take the model from (another revision's copy from
+    :func:`load_revision` for before/after comparisons).
+    """
+
+    def __init__(self, preset: str, attention: str = "fast", package=transip, **overrides):
+        model = importlib.import_module(package.__name__ + ".model")
+        self.model = model.TransIP(model.TransIPConfig.preset(preset, **overrides))
+        self.block_module = importlib.import_module(package.__name__ + ".model._block")
+        self.attention = {
+            "ref": importlib.import_module(package.__name__ + ".model._attention").attend,
+            "fast": importlib.import_module(package.__name__ + ".model._fast_attention").fast_attend,
+        }[attention]
+        self.optimizer = adamw(self.model.parameters())
         self.tau = None
 
     def prepare(self, mols):
@@ -109,11 +147,12 @@ class TransIPRunner:
 
     @contextlib.contextmanager
     def _kernel(self):
-        saved, block_module.attend = block_module.attend, self.attention
+        module = self.block_module
+        saved, module.attend = module.attend, self.attention
         try:
             yield
         finally:
-            block_module.attend = saved
+            module.attend = saved
 
     def infer(self, batch):
         self.model.eval()
@@ -167,7 +206,7 @@ class MaceRunner:
             correlation=3, gate=torch.nn.functional.silu, radial_MLP=[64, 64, 64],
             atomic_inter_scale=1.0, atomic_inter_shift=0.0,
         )  # fmt: skip
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
+        self.optimizer = adamw(self.model.parameters())
 
     def prepare(self, mols):
         """MACE's input dictionary, with the neighbour list (within ``r_max``, no self pairs)."""
@@ -274,7 +313,8 @@ def peak_memory_child(spec: dict) -> dict:
 
 def spec_runner(spec: dict):
     if "config" in spec:
-        return TransIPRunner(spec["preset"], spec["attention"], **spec["config"])
+        package = load_revision(spec["revision"]) if spec.get("revision") else transip
+        return TransIPRunner(spec["preset"], spec["attention"], package, **spec["config"])
     return build(spec["model"])
 
 
@@ -419,6 +459,69 @@ def cmd_attention(args) -> list[dict]:
     return results
 
 
+def cmd_compare(args) -> list[dict]:
+    """TransIP from git revision ``--before`` against the working tree: same preset, same weights,
+    interleaved in one process; first checks that both give the same energies and forces."""
+    old = load_revision(args.before)
+    shared, after_only = json.loads(args.config), json.loads(args.after_config)
+    torch.manual_seed(0)
+    runners = {
+        "before": TransIPRunner(args.preset, args.attention, old, **shared),
+        "after": TransIPRunner(args.preset, args.attention, transip, **shared, **after_only),
+    }
+    runners["after"].model.load_state_dict(runners["before"].model.state_dict())
+    results = []
+    for sysname in args.systems:
+        mols = system(sysname)
+        atoms = sum(len(m) for m in mols)
+        prepared = {name: runner.prepare(mols) for name, runner in runners.items()}
+        outs = {}
+        for name, runner in runners.items():
+            runner.model.eval()
+            with runner._kernel():
+                outs[name] = runner.model(prepared[name])
+        d_energy = (outs["after"].energy - outs["before"].energy).abs().max().item()
+        d_forces = (outs["after"].forces - outs["before"].forces).abs().max().item()
+        print(f"{sysname}: max |dE| {d_energy:.2e} eV, max |dF| {d_forces:.2e} eV/A (after - before)")
+        for mode in args.modes:
+            times = interleaved(runners, prepared, mode, args.repeats)
+            entry = {"system": sysname, "atoms": atoms, "mode": mode, "results": summarise(times, atoms)}
+            entry["max_abs_energy_diff"], entry["max_abs_force_diff"] = d_energy, d_forces
+            r = entry["results"]
+            entry["speedup"] = {"before/after": r["before"]["median_s"] / r["after"]["median_s"]}
+            if args.memory != "none":
+                for name, config in (("before", shared), ("after", {**shared, **after_only})):
+                    spec = {"preset": args.preset, "attention": args.attention, "config": config,
+                            "mode": mode, "system": sysname}  # fmt: skip
+                    if name == "before":
+                        spec["revision"] = args.before
+                    r[name]["memory"] = peak_memory(spec)
+            results.append(entry)
+            print_entry(entry)
+    return results
+
+
+def cmd_optimizer(args) -> None:
+    """AdamW step time on TransIP's parameters: the default loop, ``foreach`` and ``fused``."""
+    from transip.model import TransIP, TransIPConfig
+
+    torch.manual_seed(0)
+    model = TransIP(TransIPConfig.preset(args.preset))
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    variants = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    optimizers = {k: torch.optim.AdamW(model.parameters(), lr=1e-5, **kw) for k, kw in variants.items()}
+    times = {k: [] for k in optimizers}
+    for rep in range(1 + args.repeats):
+        for k, opt in optimizers.items():
+            start = time.perf_counter()
+            opt.step()
+            if rep:
+                times[k].append(time.perf_counter() - start)
+    for k, t in times.items():
+        print(f"AdamW {k:>8}: {statistics.median(t) * 1e3:6.1f} ms per step (median of {len(t)})")
+
+
 def cmd_plot(args) -> None:
     """Speedup over MACE against system size, one line per (TransIP, MACE, mode) pair."""
     import matplotlib
@@ -529,7 +632,18 @@ def main(argv=None) -> None:
     prof.add_argument("--operators", type=int, default=0, help="rows of the torch.profiler table (0: none)")
     table = sub.add_parser("table", help="print a `--json` file as a markdown table")
     table.add_argument("results")
-    for p in (models, attention):
+    compare = sub.add_parser("compare", help="TransIP at a git revision vs the working tree, interleaved")
+    compare.add_argument("--before", default="HEAD", help="git revision of the 'before' model")
+    compare.add_argument("--preset", default="S")
+    compare.add_argument("--attention", choices=["ref", "fast"], default="ref")
+    compare.add_argument("--systems", nargs="+", default=["9", "21", "60", "200", "1000", "32x21"])
+    compare.add_argument("--modes", nargs="+", default=["infer", "train", "train+latent"])
+    compare.add_argument("--config", default="{}", help="JSON TransIPConfig overrides for both")
+    compare.add_argument("--after-config", default="{}", help="JSON overrides for the working tree only")
+    optimizer = sub.add_parser("optimizer", help="AdamW step time: default, foreach, fused")
+    optimizer.add_argument("--preset", default="S")
+    optimizer.add_argument("--repeats", type=int, default=7)
+    for p in (models, attention, compare):
         p.add_argument("--repeats", type=int, default=5)
         p.add_argument(
             "--memory", choices=["all", "largest", "none"], default="all", help="peak-memory subprocesses"
@@ -540,8 +654,10 @@ def main(argv=None) -> None:
         print(json.dumps(peak_memory_child(json.loads(sys.argv[2]))))
         return
     args = parser.parse_args(argv)
-    if args.command in ("plot", "table", "profile"):
-        {"plot": cmd_plot, "table": cmd_table, "profile": cmd_profile}[args.command](args)
+    if args.command in ("plot", "table", "profile", "optimizer"):
+        {"plot": cmd_plot, "table": cmd_table, "profile": cmd_profile, "optimizer": cmd_optimizer}[
+            args.command
+        ](args)
         return
     if args.quick and args.command == "models":
         args.sizes, args.batches, args.repeats, args.memory = [9, 60, 200], ["32x9"], 3, "largest"
@@ -550,7 +666,7 @@ def main(argv=None) -> None:
         args.repeats, args.memory = 3, "none"
     info = machine()
     print(json.dumps(info))
-    results = cmd_models(args) if args.command == "models" else cmd_attention(args)
+    results = {"models": cmd_models, "attention": cmd_attention, "compare": cmd_compare}[args.command](args)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
