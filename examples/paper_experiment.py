@@ -83,6 +83,7 @@ class Plan:
     ablations: tuple[str, ...] = tuple(ABLATIONS)
     max_test: int = 0  # 0: whole test sets (quick mode caps them)
     val_size: int = 50
+    pool_size: int = 0  # 0: every remaining structure is in the training pool (quick mode caps it)
     lr: float = 3e-3
 
 
@@ -96,6 +97,7 @@ QUICK = Plan(
     val_checks=1,
     ablation_size=8,
     max_test=12,
+    pool_size=16,
     val_size=8,
 )
 
@@ -152,7 +154,7 @@ def prepare_data(name: str, plan: Plan, root: Path) -> dict:
             seen, [n_frames, plan.val_size, len(seen) - n_frames - plan.val_size], seed=0
         )
         parts = {
-            "pool": list(pool),
+            "pool": _take(pool, plan.pool_size),
             "val": list(val),
             "test:new_molecules": _take(unseen, plan.max_test),
             "test:new_frames": list(test_frames),
@@ -161,7 +163,7 @@ def prepare_data(name: str, plan: Plan, root: Path) -> dict:
         train_name = "ethanol_train" if name == "ethanol" else "acac_train_300K"
         full = read_dataset(bundled_dataset(train_name))
         val, pool = split_dataset(full, [plan.val_size, len(full) - plan.val_size], seed=0)
-        parts = {"pool": list(pool), "val": list(val)}
+        parts = {"pool": _take(pool, plan.pool_size), "val": list(val)}
         test_names = (
             {"test": "ethanol_test"}
             if name == "ethanol"
