@@ -299,8 +299,11 @@ def _write_json(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run_all(plan: Plan, out: Path, *, log=print) -> list[dict]:
-    """Run (or resume) every job of the plan; returns the records in plan order."""
+def run_all(plan: Plan, out: Path, *, log=print, report_only: bool = False) -> list[dict]:
+    """Run (or resume) every job of the plan; returns the records in plan order.
+
+    With ``report_only`` nothing is trained: the records that exist are returned.
+    """
     records_dir = out / "records"
     records_dir.mkdir(parents=True, exist_ok=True)
     prepared: dict[str, tuple[dict, dict]] = {}
@@ -310,6 +313,8 @@ def run_all(plan: Plan, out: Path, *, log=print) -> list[dict]:
         path = records_dir / f"{job.id}.json"
         if path.is_file():
             records.append(json.loads(path.read_text()))
+            continue
+        if report_only:
             continue
         if job.dataset not in prepared:
             data = prepare_data(job.dataset, plan, out / "data")
@@ -479,8 +484,43 @@ def symmetry_table(records: list[dict], plan: Plan) -> str:
     return _table(header, rows)
 
 
-def plot_latent_vs_accuracy(records: list[dict], path: Path) -> Path | None:
-    """Scatter of latent relative error vs rotated-test force MAE, one point per run (Figure 3)."""
+def _first_test(record: dict, view: str) -> dict:
+    return next(iter(record["tests"].values()))[view]
+
+
+def _error(metrics: dict, key: str) -> float:
+    """Lower is better for every column: the force cosine enters as ``1 - cos``."""
+    return 1.0 - metrics[key] if key == "force_cosine" else metrics[key]
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    rx, ry = (np.argsort(np.argsort(v)).astype(np.float64) for v in (x, y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def correlation_table(records: list[dict], plan: Plan, view: str = "rotated") -> str:
+    """Spearman rank correlation between the latent error and each error metric, per dataset.
+
+    Over the TransIP runs (scaling and ablations; the latent error with the trained tau), and over
+    all runs (the baselines' latent error is with the identity: how much their embeddings move).
+    """
+    header = ["dataset", "runs", "n", *(t if k != "force_cosine" else "1 − F cos" for k, t, _ in METRICS)]
+    rows = []
+    for dataset in plan.datasets:
+        for label, keep in (("TransIP", lambda r: r["mode"] == "transip"), ("all modes", lambda r: True)):
+            rs = [r for r in records if r["dataset"] == dataset and keep(r)]
+            if len(rs) < 3:
+                continue
+            x = [r["symmetry"]["latent_rel_mean"] for r in rs]
+            cells = [
+                f"{_spearman(x, [_error(_first_test(r, view), k) for r in rs]):+.2f}" for k, _, _ in METRICS
+            ]
+            rows.append([dataset, label, str(len(rs)), *cells])
+    return _table(header, rows)
+
+
+def plot_latent_vs_accuracy(records: list[dict], path: Path, view: str = "rotated") -> Path | None:
+    """The paper's Figure 3 for our runs: each error metric vs the latent error, one point per run."""
     try:
         import matplotlib
 
@@ -490,32 +530,31 @@ def plot_latent_vs_accuracy(records: list[dict], path: Path) -> Path | None:
         return None
     colours = {"transip": "tab:blue", "transaug": "tab:orange", "none": "tab:grey"}
     markers = {"g2_xtb": "o", "ethanol": "s", "acac": "^"}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for ax, view in zip(axes, ("as_is", "rotated"), strict=True):
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8))
+    for ax, (key, title, _) in zip(axes.flat, METRICS, strict=True):
         for r in records:
-            test = next(iter(r["tests"]))
-            x, y = r["symmetry"]["latent_rel_mean"], r["tests"][test][view]["force_mae"]
+            x, y = r["symmetry"]["latent_rel_mean"], _error(_first_test(r, view), key)
             face = colours[r["mode"]] if r["group"] == "scaling" else "none"
             ax.scatter(
-                x, y, marker=markers.get(r["dataset"], "x"), c=face, edgecolors=colours[r["mode"]], s=22
+                x, y, marker=markers.get(r["dataset"], "x"), c=face, edgecolors=colours[r["mode"]], s=24
             )
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("latent relative equivariance error (test, float64)")
-        ax.set_ylabel("force MAE meV/Å")
-        ax.set_title(f"first test set, {'as is' if view == 'as_is' else 'randomly rotated'}")
+        ax.set_xlabel("latent relative equivariance error (first test set, float64)")
+        ax.set_ylabel("1 − force cosine" if key == "force_cosine" else title)
     handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=m) for m, c in colours.items()]
     handles += [
         plt.Line2D([], [], ls="", marker=mk, color="k", mfc="none", label=d) for d, mk in markers.items()
     ]
-    axes[1].legend(handles=handles, fontsize=8, loc="best")
+    axes[0, 0].legend(handles=handles, fontsize=8, loc="best")
     fig.suptitle(
-        "Latent equivariance error vs accuracy (TransIP: trained tau; others: identity); hollow = ablation"
+        f"Latent equivariance error vs accuracy, first test set {'as is' if view == 'as_is' else 'rotated'}"
+        "\n(TransIP: trained tau; TransAug/none: identity; hollow: ablation runs)"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
     return path
@@ -531,6 +570,8 @@ def summarise(records: list[dict], plan: Plan) -> str:
             + ratio_table(records, plan, "as_is"),
             "### Data scaling: mean ± std over seeds\n\n" + scaling_tables(records, plan),
             "### Symmetry errors on the first test set\n\n" + symmetry_table(records, plan),
+            "### Rank correlation of the latent error with each error metric "
+            "(first test set, rotated; Spearman)\n\n" + correlation_table(records, plan),
             f"### Ablations ({plan.ablation_dataset}, {plan.ablation_size} training structures, TransIP)\n\n"
             + ablation_table(records, plan),
         ]
@@ -558,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", nargs="+", choices=MODES)
     p.add_argument("--steps", type=int)
     p.add_argument("--no-ablations", action="store_true")
+    p.add_argument("--report-only", action="store_true", help="train nothing; tabulate the existing records")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     plan = QUICK if args.quick else Plan()
@@ -572,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    records = run_all(plan, args.out, log=lambda s: print(s, flush=True))
+    records = run_all(plan, args.out, log=lambda s: print(s, flush=True), report_only=args.report_only)
     tables = summarise(records, plan)
     print(tables)
     meta = {
