@@ -34,15 +34,28 @@ class Bucket:
             molecule's first atom so that gathers stay in bounds.
         mask: ``(B_b, N_b)`` bool, ``True`` on real atoms.
         padded: whether any slot is padding (lets :func:`attend` skip the mask).
+        start: when the bucket is one contiguous run of packed atoms (no padding, members adjacent
+            in the batch), its first atom: gathering is then a view, not a copy. ``None`` otherwise.
     """
 
     index: torch.Tensor
     mask: torch.Tensor
     padded: bool
+    start: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.index.shape)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Packed ``(T, *F)`` to this bucket's ``(B_b, N_b, *F)`` block."""
+        shape = self.index.shape
+        if self.start is None:
+            return x.index_select(0, self.index.flatten()).unflatten(0, shape)
+        count = shape[0] * shape[1]
+        if self.start != 0 or count != x.shape[0]:
+            x = x.narrow(0, self.start, count)
+        return x.unflatten(0, shape)
 
 
 def _group_sizes(sizes: list[int], growth: float, slack: int) -> list[list[int]]:
@@ -64,12 +77,16 @@ def _group_sizes(sizes: list[int], growth: float, slack: int) -> list[list[int]]
 class AttentionLayout:
     """How the packed tokens of one batch are grouped for attention.
 
-    Build with :meth:`from_ptr`; pass the same layout to every layer.
+    Build with :meth:`from_ptr` once per batch; pass the same layout to every layer.
 
     Attributes:
         buckets: the dense blocks, smallest molecules first.
         inverse: ``(T,)`` where each packed atom sits in the concatenation of all buckets' real slots.
         num_atoms: ``T``.
+        rows: ``(T,)`` row of each packed atom in the concatenation of the flattened
+            ``(B_b * N_b)`` blocks, or ``None`` when every bucket is a contiguous run of atoms
+            (then concatenating the blocks in the order ``runs`` is already the packed order).
+        runs: bucket indices sorted by ``start`` when ``rows`` is ``None``, else ``()``.
 
     Example:
         >>> layout = AttentionLayout.from_ptr(torch.tensor([0, 3, 5, 45]))
@@ -83,6 +100,8 @@ class AttentionLayout:
     buckets: tuple[Bucket, ...]
     inverse: torch.Tensor
     num_atoms: int
+    rows: torch.Tensor | None = None
+    runs: tuple[int, ...] = ()
 
     @classmethod
     def from_ptr(cls, ptr: torch.Tensor, *, growth: float = 1.25, slack: int = 16) -> AttentionLayout:
@@ -95,33 +114,51 @@ class AttentionLayout:
                 (small molecules are cheaper to pad than to launch separately).
                 ``growth=float("inf")`` gives one bucket: pad to the largest molecule.
         """
-        offsets = ptr.tolist()
+        return cls.from_offsets(ptr.tolist(), device=ptr.device, growth=growth, slack=slack)
+
+    @classmethod
+    def from_offsets(
+        cls, offsets: list[int], *, device=None, growth: float = 1.25, slack: int = 16
+    ) -> AttentionLayout:
+        """:meth:`from_ptr` from host integers (no device read); the tensors go to ``device``."""
         sizes = [b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-        device = ptr.device
-        buckets, slots = [], []
+        buckets, slots, rows, row = [], [], [], 0
         for members in _group_sizes(sizes, growth, slack):
             start = torch.tensor([offsets[b] for b in members], dtype=torch.long)  # (B_b,)
             count = torch.tensor([sizes[b] for b in members], dtype=torch.long)  # (B_b,)
-            width = int(count.max())
+            width = max(sizes[b] for b in members)
             arange = torch.arange(width, dtype=torch.long)
             mask = arange[None, :] < count[:, None]  # (B_b, N_b)
             index = torch.where(mask, start[:, None] + arange[None, :], start[:, None])
-            buckets.append(Bucket(index.to(device), mask.to(device), bool((~mask).any())))
+            padded = any(sizes[b] != width for b in members)
+            adjacent = all(b + 1 == c for b, c in zip(members[:-1], members[1:], strict=True))
+            run = offsets[members[0]] if adjacent and not padded else None
+            buckets.append(Bucket(index.to(device), mask.to(device), padded, run))
             slots.append(index[mask])
+            rows.append(torch.nonzero(mask.flatten()).squeeze(1) + row)
+            row += mask.numel()
         order = torch.cat(slots) if slots else torch.zeros(0, dtype=torch.long)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(order.numel())
-        return cls(tuple(buckets), inverse.to(device), int(offsets[-1]))
+        if buckets and all(b.start is not None for b in buckets):
+            runs = tuple(sorted(range(len(buckets)), key=lambda i: buckets[i].start))
+            return cls(tuple(buckets), inverse.to(device), int(offsets[-1]), None, runs)
+        packed_rows = torch.cat(rows)[inverse] if rows else torch.zeros(0, dtype=torch.long)
+        return cls(tuple(buckets), inverse.to(device), int(offsets[-1]), packed_rows.to(device))
 
     def gather(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Packed ``(T, *F)`` to one ``(B_b, N_b, *F)`` block per bucket (padding holds copies)."""
-        return [x[b.index] for b in self.buckets]
+        return [b.gather(x) for b in self.buckets]
 
     def scatter(self, blocks: list[torch.Tensor]) -> torch.Tensor:
         """Inverse of :meth:`gather`: the real slots of ``(B_b, N_b, *F)`` blocks back to ``(T, *F)``."""
         if not blocks:
             raise ValueError("layout has no atoms")
-        return torch.cat([x[b.mask] for x, b in zip(blocks, self.buckets, strict=True)])[self.inverse]
+        flat = [x.flatten(0, 1) for x in blocks]  # (B_b * N_b, *F)
+        if self.rows is None:
+            flat = [flat[i] for i in self.runs]
+            return flat[0] if len(flat) == 1 else torch.cat(flat)
+        return torch.cat(flat).index_select(0, self.rows)
 
     @property
     def attention_elements(self) -> int:
@@ -168,7 +205,7 @@ def attend(
     with context:
         for i, bucket in enumerate(layout.buckets):
             # (B_b, N_b, H, E) -> (B_b, H, N_b, E)
-            qb, kb, vb = (x[bucket.index].transpose(1, 2) for x in (q, k, v))
+            qb, kb, vb = (bucket.gather(x).transpose(1, 2) for x in (q, k, v))
             mask = _key_mask(bucket, None if bias is None else bias[i], q.dtype)
             out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, dropout_p=dropout_p)
             blocks.append(out.transpose(1, 2))  # (B_b, N_b, H, E)

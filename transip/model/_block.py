@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from ._attention import AttentionLayout, attend
+
+
+def rbf_logit_biases(pair_phi: list[torch.Tensor], weights: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """Every layer's RBF attention bias ``w_l . phi(r_ij)`` from one matmul per bucket.
+
+    Stacking the layers' ``(H, K)`` maps into one ``(L H, K)`` matrix reads the ``(N, N, K)`` pair
+    features once instead of once per layer, and their gradient arrives as one tensor instead of
+    ``L`` tensors summed (at 1000 atoms, each is 256 MB).
+
+    Shape:
+        - pair_phi: ``[(B_b, N_b, N_b, K)]`` per bucket; weights: ``L`` tensors ``(H, K)``
+        - output: ``L`` lists (one per layer) of ``(B_b, H, N_b, N_b)`` per bucket (views)
+    """
+    w = torch.cat(weights)  # (L H, K)
+    per_layer: list[list[torch.Tensor]] = [[] for _ in weights]
+    for phi in pair_phi:
+        y = F.linear(phi, w).unflatten(-1, (len(weights), -1))  # (B_b, N_b, N_b, L, H)
+        for layer, bias in zip(per_layer, y.permute(3, 0, 4, 1, 2).unbind(0), strict=True):
+            layer.append(bias)  # (B_b, H, N_b, N_b)
+    return per_layer
 
 
 class SelfAttention(nn.Module):
@@ -22,8 +43,11 @@ class SelfAttention(nn.Module):
         dropout: dropout after the output projection.
         attn_dropout: dropout on the attention weights.
 
+    ``forward`` takes the logit bias already projected (:meth:`logit_bias`, or
+    :func:`rbf_logit_biases` for all layers at once, as :class:`~transip.model.TransIP` does).
+
     Shape:
-        - h: ``(T, D)``; pair_phi: ``[(B_b, N_b, N_b, K)]`` per bucket or ``None``
+        - h: ``(T, D)``; bias: ``[(B_b, H, N_b, N_b)]`` per bucket or ``None``
         - output: ``(T, D)``
     """
 
@@ -38,18 +62,21 @@ class SelfAttention(nn.Module):
         self.rbf_bias = nn.Linear(num_rbf, n_heads, bias=False) if num_rbf > 0 else None
         self.dropout = nn.Dropout(dropout)
 
+    def logit_bias(self, pair_phi: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """This layer's ``w . phi(r_ij)``: ``[(B_b, N_b, N_b, K)]`` to ``[(B_b, H, N_b, N_b)]``."""
+        if self.rbf_bias is None:
+            return None
+        return rbf_logit_biases(pair_phi, [self.rbf_bias.weight])[0]
+
     def forward(
         self,
         h: torch.Tensor,
         layout: AttentionLayout,
-        pair_phi: list[torch.Tensor] | None = None,
+        bias: list[torch.Tensor] | None = None,
         *,
         double_backward: bool = False,
     ) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(h), "t (three h e) -> three t h e", three=3, h=self.n_heads)
-        bias = None
-        if self.rbf_bias is not None and pair_phi is not None:
-            bias = [rearrange(self.rbf_bias(phi), "b i j h -> b h i j") for phi in pair_phi]
         p = self.attn_dropout if self.training else 0.0
         out = attend(q, k, v, layout, bias, dropout_p=p, double_backward=double_backward)  # (T, H, E)
         return self.dropout(self.out(rearrange(out, "t h e -> t (h e)")))
@@ -62,7 +89,7 @@ class TransformerBlock(nn.Module):
     """One pre-norm block with a GELU MLP of width ``mlp_ratio * D``.
 
     Shape:
-        - h: ``(T, D)``
+        - h: ``(T, D)``; bias: attention logit bias, see :class:`SelfAttention`
         - output: ``(T, D)``
     """
 
@@ -88,9 +115,9 @@ class TransformerBlock(nn.Module):
         self,
         h: torch.Tensor,
         layout: AttentionLayout,
-        pair_phi: list[torch.Tensor] | None = None,
+        bias: list[torch.Tensor] | None = None,
         *,
         double_backward: bool = False,
     ) -> torch.Tensor:
-        h = h + self.attn(self.norm1(h), layout, pair_phi, double_backward=double_backward)
+        h = h + self.attn(self.norm1(h), layout, bias, double_backward=double_backward)
         return h + self.mlp(self.norm2(h))

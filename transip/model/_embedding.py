@@ -77,7 +77,9 @@ class GlobalBias(nn.Module):
         - output: ``(B, D)``
 
     Raises:
-        ValueError: a charge or spin outside its range (checked on every call).
+        ValueError: a charge or spin outside its range (checked on every call unless
+            ``check=False``: :class:`~transip.model.TransIP` checks its batches itself, together
+            with everything else, in one read of the device).
     """
 
     def __init__(self, d_model: int, charge_range: tuple[int, int], spin_range: tuple[int, int]):
@@ -87,10 +89,15 @@ class GlobalBias(nn.Module):
         self.charge = nn.Embedding(charge_range[1] - charge_range[0] + 1, d_model)
         self.spin = nn.Embedding(spin_range[1] - spin_range[0] + 1, d_model)
 
-    def forward(self, charge: torch.Tensor, spin: torch.Tensor) -> torch.Tensor:
+    def forward(self, charge: torch.Tensor, spin: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        if check:
+            self.check(charge, spin)
+        return self.charge(charge - self.charge_range[0]) + self.spin(spin - self.spin_range[0])
+
+    def check(self, charge: torch.Tensor, spin: torch.Tensor) -> None:
+        """Raise ``ValueError`` naming the molecules whose charge or spin has no embedding row."""
         _check_range("charge", charge, self.charge_range)
         _check_range("spin multiplicity", spin, self.spin_range)
-        return self.charge(charge - self.charge_range[0]) + self.spin(spin - self.spin_range[0])
 
     def extra_repr(self) -> str:
         return f"charge_range={self.charge_range}, spin_range={self.spin_range}"

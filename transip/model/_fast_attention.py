@@ -159,15 +159,6 @@ class _Attention(torch.autograd.Function):
         return grads[0], grads[1], grads[2], grads[3] if bias_grad else None
 
 
-def _real_slots(layout: AttentionLayout) -> torch.Tensor:
-    """``(T,)`` row of each packed atom in the concatenation of all flattened ``(B_b * N_b)`` blocks."""
-    rows, offset = [], 0
-    for bucket in layout.buckets:
-        rows.append(torch.nonzero(bucket.mask.flatten()).squeeze(1) + offset)
-        offset += bucket.mask.numel()
-    return torch.cat(rows)[layout.inverse]
-
-
 def fast_attend(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -205,11 +196,8 @@ def fast_attend(
     q = q * q.shape[-1] ** -0.5  # scale once on (T, H, E) rather than on every (N, N) logit matrix
     blocks = []
     for i, bucket in enumerate(layout.buckets):
-        flat = bucket.index.flatten()
         # (T, H, E) -> (B_b, N_b, H, E) -> (B_b, H, N_b, E)
-        qb, kb, vb = (
-            x.index_select(0, flat).unflatten(0, bucket.index.shape).transpose(1, 2) for x in (q, k, v)
-        )
+        qb, kb, vb = (bucket.gather(x).transpose(1, 2) for x in (q, k, v))
         keep = bucket.mask[:, None, None, :] if bucket.padded else None  # (B_b, 1, 1, N_b)
         # (B_b, H, N_b, N_b) additive, (B_b, 1, 1, N_b) bool, or None
         mask = _logit_mask(None if bias is None else bias[i].to(q.dtype), keep)
@@ -217,5 +205,5 @@ def fast_attend(
             out = torch.matmul(F.dropout(_probabilities(qb, kb, mask), dropout_p, training=True), vb)
         else:
             out = _Attention.apply(qb, kb, vb, mask)
-        blocks.append(out.transpose(1, 2).flatten(0, 1))  # (B_b * N_b, H, E)
-    return torch.cat(blocks).index_select(0, _real_slots(layout))  # (T, H, E)
+        blocks.append(out.transpose(1, 2))  # (B_b, N_b, H, E)
+    return layout.scatter(blocks)  # (T, H, E)

@@ -29,7 +29,8 @@ def gaussian_rbf(r: torch.Tensor, centres: torch.Tensor, gamma: float) -> torch.
         - centres: ``(K,)``
         - output: ``(*, K)``
     """
-    return torch.exp(-gamma * (r[..., None] - centres.to(r.dtype)) ** 2)
+    # one temporary fewer than exp(-gamma * d ** 2): at 1000 atoms each is a 256 MB (N, N, 64) tensor
+    return torch.exp((r[..., None] - centres.to(r.dtype)).square().mul_(-gamma))
 
 
 def cosine_cutoff(r: torch.Tensor, cutoff: float) -> torch.Tensor:
@@ -86,7 +87,8 @@ class RadialBasis(nn.Module):
             r, pairs = pair_distances(pos, bucket.mask)  # (B_b, N_b, N_b)
             phi = gaussian_rbf(r, self.centres, self.gamma)  # (B_b, N_b, N_b, K)
             weight = cosine_cutoff(r, self.cutoff) * pairs  # self and padding pairs excluded
-            atom_phi.append((phi * weight[..., None]).sum(2))  # (B_b, N_b, K)
+            # sum_j w_ij phi_ij as (1, N) @ (N, K) per atom: no (B_b, N_b, N_b, K) product tensor
+            atom_phi.append(torch.matmul(weight.unsqueeze(-2), phi).squeeze(-2))  # (B_b, N_b, K)
             pair_phi.append(phi)
         return pair_phi, layout.scatter(atom_phi)
 

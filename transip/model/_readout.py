@@ -26,7 +26,8 @@ def segment_pool(x: torch.Tensor, batch: torch.Tensor, num_molecules: int, mode:
     if mode == "sum":
         return out
     if mode == "mean":
-        count = torch.bincount(batch, minlength=num_molecules).clamp_min(1).to(x.dtype)  # (B,)
+        # index_add, not bincount: on CUDA bincount reads its input's maximum back to the host
+        count = x.new_zeros(num_molecules).index_add_(0, batch, x.new_ones(batch.shape)).clamp_min(1)  # (B,)
         return out / count.view(-1, *([1] * (x.dim() - 1)))
     raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
 

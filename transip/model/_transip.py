@@ -21,7 +21,7 @@ from torch import nn
 
 from ..data import Batch
 from ._attention import AttentionLayout
-from ._block import TransformerBlock
+from ._block import TransformerBlock, rbf_logit_biases
 from ._config import TransIPConfig
 from ._embedding import AtomTokens, GlobalBias, centre_of_mass, check_numbers
 from ._rbf import RadialBasis
@@ -86,8 +86,28 @@ class TransIP(nn.Module):
         self.head = EnergyHead(c.d_model)
         self.force_head = nn.Linear(c.d_model, 3) if c.direct_forces else None
         self.energy = ReferencedEnergy()
+        self._compiled_blocks: tuple = ()  # a tuple, not a ModuleList: no extra state_dict entries
         if element_references is not None:
             self.set_element_references(element_references)
+
+    def compile_blocks(self, enable: bool = True, **options) -> TransIP:
+        """Run the Transformer blocks through :func:`torch.compile` (in place; returns ``self``).
+
+        Only passes that need no second derivative use the compiled blocks: inference, energy and
+        forces with ``training=False`` (what the ASE calculator does), and training without a force
+        loss. Conservative-force training keeps the eager blocks, because torch.compile's autograd
+        has no double backward (``torch.compile with aot_autograd does not currently support double
+        backward``). Weights are shared with the eager blocks and the state dict is unchanged.
+
+        Measured on a 2-core CPU (``docs/performance.md``): it does not pay there (TransIP-S
+        energy + forces 0.5-0.6x the eager speed, 45-90 s to compile), so it is off by default.
+
+        Args:
+            enable: ``False`` returns to the eager blocks.
+            **options: passed to :func:`torch.compile` (``mode``, ``backend``, ``dynamic``...).
+        """
+        self._compiled_blocks = tuple(torch.compile(b, **options) for b in self.blocks) if enable else ()
+        return self
 
     def forward(self, batch: Batch, *, compute_forces: bool = True, training: bool = False) -> TransIPOutput:
         """Energies, forces and embeddings of a packed batch.
@@ -124,20 +144,22 @@ class TransIP(nn.Module):
     def _encode(
         self, positions: torch.Tensor, batch: Batch, *, double_backward: bool = False
     ) -> torch.Tensor:
-        self._check(batch)
         c, num_molecules = self.config, batch.num_molecules
+        layout = self.plan(batch)
         x = positions.to(self.norm.weight.dtype)  # the model's precision; grads flow back in the input's
-        layout = AttentionLayout.from_ptr(batch.ptr, growth=c.bucket_growth, slack=c.bucket_slack)
         com = centre_of_mass(x, self.tokens.masses[batch.numbers], batch.batch, num_molecules)  # (B, 3)
         x = x - com[batch.batch]  # (T, 3)
         h = self.tokens(batch.numbers, x)  # (T, D)
-        pair_phi = None
+        biases = [None] * c.n_layers
         if self.rbf is not None:
             pair_phi, atom_phi = self.rbf(x, layout)  # [(B_b, N_b, N_b, K)], (T, K)
             h = h + self.rbf_embed(atom_phi)
-        bias = self.global_bias(batch.charge, batch.spin)[batch.batch]  # (T, D)
-        for block in self.blocks:
-            h = block(h + bias, layout, pair_phi, double_backward=double_backward)
+            # all layers' (H, K) maps in one matmul: L lists of [(B_b, H, N_b, N_b)]
+            biases = rbf_logit_biases(pair_phi, [block.attn.rbf_bias.weight for block in self.blocks])
+        bias = self.global_bias(batch.charge, batch.spin, check=False)[batch.batch]  # (T, D)
+        blocks = self.blocks if double_backward or not self._compiled_blocks else self._compiled_blocks
+        for block, logits in zip(blocks, biases, strict=True):
+            h = block(h + bias, layout, logits, double_backward=double_backward)
         return self.norm(h)
 
     def _energy(self, node: torch.Tensor, graph: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -147,11 +169,34 @@ class TransIP(nn.Module):
             raw = self.head(graph)  # (B,)
         return self.energy(raw, batch.numbers, batch.batch, batch.num_molecules)
 
-    def _check(self, batch: Batch) -> None:
-        check_numbers(batch.numbers, self.config.max_z)
-        largest = int((batch.ptr[1:] - batch.ptr[:-1]).max())
-        if largest > self.config.max_atoms:
-            raise ValueError(f"a molecule has {largest} atoms; the context length is {self.config.max_atoms}")
+    def plan(self, batch: Batch) -> AttentionLayout:
+        """Check the batch against the model's ranges and bucket its molecules for attention.
+
+        Everything the host needs (the molecule offsets for the layout, the extremes of atomic
+        numbers, charges and spins for the checks) comes back in **one** small read, so a forward
+        pass on an accelerator waits for the device once; the detailed error messages are only
+        computed when a value is out of range.
+
+        Raises:
+            ValueError: an atomic number outside ``1..max_z``, a charge or spin multiplicity outside
+                the configured ranges, or a molecule longer than ``max_atoms``.
+        """
+        c = self.config
+        extremes = [v for t in (batch.numbers, batch.charge, batch.spin) for v in torch.aminmax(t)]
+        host = torch.cat([batch.ptr, torch.stack(extremes).to(batch.ptr)]).tolist()
+        offsets, (z_lo, z_hi, q_lo, q_hi, s_lo, s_hi) = host[:-6], host[-6:]
+        if z_lo < 1 or z_hi > c.max_z:
+            check_numbers(batch.numbers, c.max_z)
+        if not (c.charge_range[0] <= q_lo and q_hi <= c.charge_range[1]) or not (
+            c.spin_range[0] <= s_lo and s_hi <= c.spin_range[1]
+        ):
+            self.global_bias.check(batch.charge, batch.spin)
+        largest = max(b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True))
+        if largest > c.max_atoms:
+            raise ValueError(f"a molecule has {largest} atoms; the context length is {c.max_atoms}")
+        return AttentionLayout.from_offsets(
+            offsets, device=batch.ptr.device, growth=c.bucket_growth, slack=c.bucket_slack
+        )
 
     @property
     def energy_scale(self) -> torch.Tensor:
