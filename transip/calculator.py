@@ -27,6 +27,9 @@ class TransIPCalculator(Calculator):
         device: where the model runs.
         dtype: precision of the model and the positions (``torch.float64`` for very tight
             relaxations or long NVE runs); energies are float64 regardless.
+        compile: run the model's Transformer blocks through :func:`torch.compile`
+            (:meth:`~transip.model.TransIP.compile_blocks`). Off by default: on CPU it was slower
+            than eager and the first call compiles for about a minute (``docs/performance.md``).
 
     A model passed in is used as is: like ``nn.Module.to`` it is moved to ``device`` and ``dtype``
     in place and put in eval mode. Pass ``copy.deepcopy(model)`` to leave the original untouched.
@@ -47,11 +50,14 @@ class TransIPCalculator(Calculator):
         model_or_path: TransIP | str | os.PathLike,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        compile: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         model = model_or_path if isinstance(model_or_path, TransIP) else load_model(model_or_path, device)
         self.model = model.to(device=device, dtype=dtype).eval()
+        if compile:
+            self.model.compile_blocks()
         self.device = torch.device(device)
         self.dtype = dtype
         self._state: tuple[int, int] | None = None
