@@ -469,9 +469,10 @@ def cmd_compare(args) -> list[dict]:
         "before": TransIPRunner(args.preset, args.attention, old, **shared),
         "after": TransIPRunner(args.preset, args.attention, transip, **shared, **after_only),
     }
-    runners["after"].model.load_state_dict(runners["before"].model.state_dict())
     results = []
     for sysname in args.systems:
+        # training steps of the previous system moved the two copies apart (dropout, own optimisers)
+        runners["after"].model.load_state_dict(runners["before"].model.state_dict())
         mols = system(sysname)
         atoms = sum(len(m) for m in mols)
         prepared = {name: runner.prepare(mols) for name, runner in runners.items()}
