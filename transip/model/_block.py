@@ -15,16 +15,27 @@ def rbf_logit_biases(pair_phi: list[torch.Tensor], weights: list[torch.Tensor]) 
 
     Stacking the layers' ``(H, K)`` maps into one ``(L H, K)`` matrix reads the ``(N, N, K)`` pair
     features once instead of once per layer, and their gradient arrives as one tensor instead of
-    ``L`` tensors summed (at 1000 atoms, each is 256 MB).
+    ``L`` tensors summed (at 1000 atoms, each is 256 MB). :class:`~transip.model.TransIP` goes one
+    step further and never stores the pair features (:meth:`RadialBasis.projected`), then splits
+    the projection with :func:`split_layers`.
 
     Shape:
         - pair_phi: ``[(B_b, N_b, N_b, K)]`` per bucket; weights: ``L`` tensors ``(H, K)``
         - output: ``L`` lists (one per layer) of ``(B_b, H, N_b, N_b)`` per bucket (views)
     """
     w = torch.cat(weights)  # (L H, K)
-    per_layer: list[list[torch.Tensor]] = [[] for _ in weights]
-    for phi in pair_phi:
-        y = F.linear(phi, w).unflatten(-1, (len(weights), -1))  # (B_b, N_b, N_b, L, H)
+    return split_layers([F.linear(phi, w) for phi in pair_phi], len(weights))
+
+
+def split_layers(projected: list[torch.Tensor], n_layers: int) -> list[list[torch.Tensor]]:
+    """``[(B_b, N_b, N_b, L H)]`` per bucket to ``L`` lists of ``(B_b, H, N_b, N_b)`` views.
+
+    ``unbind`` (not slicing) so that the layers' gradients are stacked once, not each written into
+    a zero tensor of the full size.
+    """
+    per_layer: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
+    for y in projected:
+        y = y.unflatten(-1, (n_layers, -1))  # (B_b, N_b, N_b, L, H)
         for layer, bias in zip(per_layer, y.permute(3, 0, 4, 1, 2).unbind(0), strict=True):
             layer.append(bias)  # (B_b, H, N_b, N_b)
     return per_layer

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ._attention import AttentionLayout
+from ._rbf_features import gaussian_pair_features
 
 
 def gaussian_rbf(r: torch.Tensor, centres: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -91,6 +92,26 @@ class RadialBasis(nn.Module):
             atom_phi.append(torch.matmul(weight.unsqueeze(-2), phi).squeeze(-2))  # (B_b, N_b, K)
             pair_phi.append(phi)
         return pair_phi, layout.scatter(atom_phi)
+
+    def projected(
+        self, positions: torch.Tensor, layout: AttentionLayout, weight: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``phi(r_ij) @ weight.T`` per bucket and the per-atom cutoff-weighted sums, as
+        ``forward`` followed by a linear map, but without keeping any ``(N_b, N_b, K)`` tensor
+        for the backward passes (:func:`~transip.model._rbf_features.gaussian_pair_features`).
+
+        Shape:
+            - positions: ``(T, 3)``; weight: ``(M, K)``
+            - output: ``[(B_b, N_b, N_b, M)]`` per bucket, and ``(T, K)`` per-atom sums
+        """
+        pair_out, atom_phi = [], []
+        for bucket, pos in zip(layout.buckets, layout.gather(positions), strict=True):
+            r, pairs = pair_distances(pos, bucket.mask)  # (B_b, N_b, N_b)
+            weight_ij = cosine_cutoff(r, self.cutoff) * pairs  # self and padding pairs excluded
+            y, a = gaussian_pair_features(r, weight_ij, weight, self.centres, self.gamma)
+            pair_out.append(y)  # (B_b, N_b, N_b, M)
+            atom_phi.append(a)  # (B_b, N_b, K)
+        return pair_out, layout.scatter(atom_phi)
 
     def extra_repr(self) -> str:
         return f"num_rbf={self.centres.numel()}, cutoff={self.cutoff}, gamma={self.gamma:.4g}"

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..data import Batch
 from ._attention import AttentionLayout
-from ._block import TransformerBlock, rbf_logit_biases
+from ._block import TransformerBlock, split_layers
 from ._config import TransIPConfig
 from ._embedding import AtomTokens, GlobalBias, centre_of_mass, check_numbers
 from ._rbf import RadialBasis
@@ -152,10 +152,11 @@ class TransIP(nn.Module):
         h = self.tokens(batch.numbers, x)  # (T, D)
         biases = [None] * c.n_layers
         if self.rbf is not None:
-            pair_phi, atom_phi = self.rbf(x, layout)  # [(B_b, N_b, N_b, K)], (T, K)
+            # all layers' (H, K) logit-bias maps at once; the (N, N, K) features are never stored
+            weight = torch.cat([block.attn.rbf_bias.weight for block in self.blocks])  # (L H, K)
+            pair_bias, atom_phi = self.rbf.projected(x, layout, weight)  # [(B_b, N_b, N_b, L H)], (T, K)
             h = h + self.rbf_embed(atom_phi)
-            # all layers' (H, K) maps in one matmul: L lists of [(B_b, H, N_b, N_b)]
-            biases = rbf_logit_biases(pair_phi, [block.attn.rbf_bias.weight for block in self.blocks])
+            biases = split_layers(pair_bias, c.n_layers)  # L lists of [(B_b, H, N_b, N_b)]
         bias = self.global_bias(batch.charge, batch.spin, check=False)[batch.batch]  # (T, D)
         blocks = self.blocks if double_backward or not self._compiled_blocks else self._compiled_blocks
         for block, logits in zip(blocks, biases, strict=True):
