@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from importlib import resources
 from pathlib import Path
@@ -10,7 +11,14 @@ from pathlib import Path
 import yaml
 
 from transip.evaluation import format_equivariance, format_table
-from transip.training import check_config, config_to_dict, load_config, train
+from transip.training import (
+    check_config,
+    config_to_dict,
+    distributed_process_group,
+    load_config,
+    torchrun_env,
+    train,
+)
 
 _EPILOG = """\
 overrides:
@@ -23,6 +31,10 @@ examples:
   transip train                                   # tiny model on the bundled GFN2-xTB set
   transip train my.yaml --train.device=cuda       # a config file, on the GPU
   transip train --resume runs/20250101-120000-transip   # continue a stopped run
+  torchrun --nproc_per_node=4 --no-python transip train --train.device=cuda   # 4 GPUs (DDP)
+
+Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK set) training is data-parallel: gloo on CPU,
+NCCL on CUDA; data.max_atoms_per_batch is per process. See docs/transip/cluster.md.
 """
 
 #: subsets listed one per line in the final table (more go to metrics.json only)
@@ -66,10 +78,20 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
         return 0
     check_config(config)  # every configuration error surfaces here, before any data is read
-    result = train(config, run_dir=run_dir, resume=bool(args.resume), quiet=args.quiet)
+    env = torchrun_env()
+    if env is None or env.world_size == 1:
+        result = train(config, run_dir=run_dir, resume=bool(args.resume), quiet=args.quiet)
+    else:
+        if env.rank != 0:  # one voice: the other ranks report only problems
+            logging.getLogger().setLevel(logging.WARNING)
+        with distributed_process_group(env, config.train.device):
+            result = train(
+                config, run_dir=run_dir, resume=bool(args.resume), quiet=args.quiet or env.rank != 0
+            )
     if result.interrupted:  # the trainer has said how to resume
         return 130
-    print(summary(result))
+    if result.final is not None:  # rank 0 of a multi-process run, or a single process
+        print(summary(result))
     return 0
 
 

@@ -37,6 +37,7 @@ from ._config import (
     parse_overrides,
     save_config,
 )
+from ._distributed import DistributedEnv, distributed_process_group, torchrun_env
 from ._ema import ExponentialMovingAverage
 from ._finish import FinalReport
 from ._objective import LossTerms, TransIPObjective, compute_objective, energy_loss, force_loss
@@ -50,6 +51,7 @@ __all__ = [
     "TAU_KINDS",
     "ConfigError",
     "DataConfig",
+    "DistributedEnv",
     "EquivarianceConfig",
     "EvalConfig",
     "ExponentialMovingAverage",
@@ -71,6 +73,7 @@ __all__ = [
     "check_config",
     "compute_objective",
     "config_to_dict",
+    "distributed_process_group",
     "energy_loss",
     "fit_references",
     "force_loss",
@@ -86,6 +89,7 @@ __all__ = [
     "save_training_checkpoint",
     "seed_everything",
     "train",
+    "torchrun_env",
     "train_step",
     "validation_metrics",
     "validation_sums",

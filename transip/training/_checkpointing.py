@@ -9,7 +9,8 @@ enabled, else the live weights. ``extra`` holds:
     metrics           validation metrics at that step
     step              optimiser steps taken
     trainer           everything needed to resume: live weights (only with EMA), optimizer,
-                      scheduler, EMA, loop position, random-generator states
+                      scheduler, EMA, loop position, random-generator states; for a multi-process
+                      run also ``ranks``, each process's generators and running log sums
 
 Only plain containers and tensors are stored, so files load with ``weights_only=True``.
 """
@@ -53,8 +54,12 @@ def save_training_checkpoint(
     rotation_generator: torch.Generator,
     config: TrainingConfig,
     metrics: dict | None = None,
+    ranks: list[dict] | None = None,
 ) -> Path:
-    """Write a checkpoint that both serves inference and resumes training (call on rank 0 only)."""
+    """Write a checkpoint that both serves inference and resumes training (call on rank 0 only).
+
+    ``ranks`` (multi-process runs): every rank's :func:`rank_state`, in rank order.
+    """
     live = _clone(objective.state_dict()) if ema is not None else None
     trainer = {
         "objective": live,
@@ -64,6 +69,7 @@ def save_training_checkpoint(
         "loop": state.as_dict(),
         "rng": _rng_to_plain(capture_rng()),
         "rotation_generator": rotation_generator.get_state(),
+        "ranks": ranks,
     }
     swap = ema.swapped(objective) if ema is not None else contextlib.nullcontext()
     with swap:
@@ -86,11 +92,28 @@ def load_training_state(
     scheduler,
     ema,
     rotation_generator: torch.Generator,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> LoopState:
-    """Restore everything :func:`save_training_checkpoint` wrote; returns the loop position."""
+    """Restore everything :func:`save_training_checkpoint` wrote; returns the loop position.
+
+    A multi-process checkpoint restores ``rank``'s own generators and log sums.
+
+    Raises:
+        ValueError: the checkpoint was written by a run with another number of processes (the
+            data order and the random streams are per process, so it could not continue exactly).
+    """
     ckpt = load_checkpoint(path, map_location="cpu")
     extra = ckpt["extra"]
     trainer = extra["trainer"]
+    ranks = trainer.get("ranks")
+    written_by = 1 if ranks is None else len(ranks)
+    if written_by != world_size:
+        raise ValueError(
+            f"{path} was written by a run of {written_by} process(es); resume it with {written_by} "
+            f"(this run has {world_size}): data order and random streams are per process"
+        )
     if trainer["objective"] is not None:
         objective.load_state_dict(trainer["objective"])
     else:
@@ -103,9 +126,22 @@ def load_training_state(
         if trainer["ema"] is None:
             raise ValueError(f"{path} was written without EMA; resume with the same optim.ema_decay")
         ema.load_state_dict(trainer["ema"])
-    rotation_generator.set_state(trainer["rotation_generator"])
-    restore_rng(_rng_from_plain(trainer["rng"]))
-    return LoopState(**trainer["loop"])
+    own = trainer if ranks is None else ranks[rank]
+    rotation_generator.set_state(own["rotation_generator"])
+    restore_rng(_rng_from_plain(own["rng"]))
+    loop = LoopState(**trainer["loop"])
+    if ranks is not None:
+        loop.running = list(own["running"])
+    return loop
+
+
+def rank_state(rotation_generator: torch.Generator, running: list[float]) -> dict:
+    """This process's part of a multi-process checkpoint: its generators and running log sums."""
+    return {
+        "rng": _rng_to_plain(capture_rng()),
+        "rotation_generator": rotation_generator.get_state(),
+        "running": list(running),
+    }
 
 
 def load_inference_weights(path: Path, objective: nn.Module) -> int:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 from torch import nn
 
 from latentequiv.groups import SO3
+from transip.data import subset
 from transip.evaluation import (
     MetricAccumulator,
     combine_statistics,
@@ -67,6 +69,43 @@ def train_step(
     return terms.detach(), grad_norm
 
 
+class IndexedRotations:
+    """Haar-random rotations indexed by molecule: the same ``(seed, i)`` always gives the same one.
+
+    Rotations are drawn in blocks of ``block`` molecules, block ``k`` from a generator seeded
+    with ``(seed, k)``, so any subset of molecules, in any batches, gets the rotations a full
+    pass gives them.
+
+    Example:
+        >>> r = IndexedRotations(seed=0)
+        >>> torch.equal(r(np.array([3, 700]))[1], r(np.array([700]))[0])
+        True
+    """
+
+    def __init__(self, seed: int, block: int = 256) -> None:
+        self.seed, self.block = int(seed), int(block)
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def _block(self, k: int) -> torch.Tensor:
+        if k not in self._cache:
+            if len(self._cache) > 8:
+                self._cache.clear()
+            state = np.random.SeedSequence([self.seed % 2**63, k]).generate_state(1, np.uint64)[0]
+            generator = torch.Generator().manual_seed(int(state >> 2))
+            self._cache[k] = SO3().sample(self.block, generator=generator, dtype=torch.float64)
+        return self._cache[k]
+
+    def __call__(self, indices: np.ndarray) -> torch.Tensor:
+        """``(B, 3, 3)`` float64 rotations of molecules ``indices`` (CPU)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        out = torch.empty(idx.size, 3, 3, dtype=torch.float64)
+        blocks = idx // self.block
+        for k in np.unique(blocks):
+            rows = np.nonzero(blocks == k)[0]
+            out[torch.from_numpy(rows)] = self._block(int(k))[torch.from_numpy(idx[rows] % self.block)]
+        return out
+
+
 def validation_sums(
     objective: TransIPObjective,
     dataset,
@@ -76,11 +115,18 @@ def validation_sums(
     device: torch.device,
     equivariance: bool = True,
     seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> tuple[MetricAccumulator, torch.Tensor, torch.Tensor | None]:
     """One pass over the validation set: accuracy sums, loss sums and symmetry-error sums.
 
-    Rotations for the symmetry errors come from a generator seeded with ``seed`` on every call, so
-    validation neither depends on nor disturbs the training randomness.
+    The rotation of molecule ``i`` for the symmetry errors is a function of ``(seed, i)`` only
+    (:class:`IndexedRotations`), so validation neither depends on nor disturbs the training
+    randomness, and a sharded pass measures what a single pass does.
+
+    With ``world_size > 1`` only molecules ``rank, rank + world_size, ...`` are evaluated; the
+    sums of all ranks add up to those of the whole set (the maximum in the symmetry sums aside,
+    which combines by ``max``).
 
     Returns:
         ``(metrics, losses, symmetry)``: a :class:`MetricAccumulator`, ``(4,)`` float64 sums
@@ -89,11 +135,15 @@ def validation_sums(
     """
     model, tau = objective.model, objective.tau
     s = objective.settings
-    generator = torch.Generator().manual_seed(seed)
+    rotations_of = IndexedRotations(seed)
     acc = MetricAccumulator()
     losses = torch.zeros(4, dtype=torch.float64, device=device)
     symmetry = None
-    for item in inference_batches(dataset, max_atoms=max_atoms, group_by="none", dtype=dtype, device=device):
+    shard = np.arange(rank, len(dataset), world_size)
+    if shard.size == 0:
+        return acc, losses, symmetry
+    part = dataset if world_size == 1 else subset(dataset, shard)
+    for item in inference_batches(part, max_atoms=max_atoms, group_by="none", dtype=dtype, device=device):
         b = item.batch
         want_forces = b.forces is not None
         out = model(b, compute_forces=want_forces, training=False)
@@ -116,9 +166,7 @@ def validation_sums(
             losses[2] += lf.double() * b.forces.shape[0]
             losses[3] += b.forces.shape[0]
         if equivariance:
-            rotations = (
-                SO3().sample(b.num_molecules, generator=generator, dtype=torch.float64).to(device, dtype)
-            )
+            rotations = rotations_of(shard[item.indices]).to(device, dtype)
             stats = rotation_statistics(
                 model,
                 b,

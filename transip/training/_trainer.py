@@ -22,8 +22,9 @@ from latentequiv.groups import SO3
 from transip.data import Batch
 
 from ._build import DTYPES, build_run, check_paths, full_model_section
-from ._checkpointing import load_training_state, save_training_checkpoint
+from ._checkpointing import load_training_state, rank_state, save_training_checkpoint
 from ._config import ConfigError, TrainingConfig, save_config
+from ._distributed import Replicas, ReplicaStopRequest, rank_seed
 from ._finish import FinalReport, finish_run
 from ._logging import RunLogger
 from ._state import LoopState, StopRequest, seed_everything
@@ -40,8 +41,10 @@ class TrainResult:
         run_dir: the run directory (config, logs, checkpoints, plots, metrics.json).
         step: optimiser steps taken.
         interrupted: the run stopped early (signal or ``stop_at``); ``last.pt`` holds its state.
-        history: validation rows ``{"step": ..., metric: value}`` in order (this process's part).
-        final: final evaluation of the best checkpoint (``None`` when interrupted).
+        history: validation rows ``{"step": ..., metric: value}`` in order (all ranks compute
+            the same; a resumed run's earlier rows are read from ``val.csv`` on rank 0 only).
+        final: final evaluation of the best checkpoint (``None`` when interrupted, and on ranks
+            other than 0).
     """
 
     run_dir: Path
@@ -101,8 +104,8 @@ def train(
     quiet: bool = False,
     stop_at: int | None = None,
     on_step: Callable[[int], None] | None = None,
-    rank: int = 0,
-    world_size: int = 1,
+    rank: int | None = None,
+    world_size: int | None = None,
 ) -> TrainResult:
     """Train TransIP as configured; see ``docs/transip/training.md``.
 
@@ -114,43 +117,71 @@ def train(
         stop_at: stop after this many steps as if interrupted (``last.pt`` written), for tests and
             time-sliced jobs.
         on_step: called with the step number after every optimiser step.
-        rank, world_size: distributed position; only rank 0 writes files.
+        rank, world_size: distributed position (default: that of the initialised
+            ``torch.distributed`` process group, else a single process). With several processes
+            the model and tau are trained with ``DistributedDataParallel``, each rank reads its
+            share of every epoch and of the validation set, and only rank 0 writes files; see
+            ``docs/transip/cluster.md``.
 
     Returns:
         A :class:`TrainResult`.
     """
     check_config(config)
+    replicas = Replicas.current(rank, world_size)
     threads = torch.get_num_threads()
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     try:
-        return _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size)
+        return _train(config, run_dir, resume, quiet, stop_at, on_step, replicas)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -> TrainResult:
-    device, dtype = torch.device(config.train.device), DTYPES[config.train.dtype]
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+def _device(config: TrainingConfig, replicas: Replicas) -> torch.device:
+    """``train.device``; with several processes on CUDA, this process's GPU (``cuda:LOCAL_RANK``)."""
+    device = torch.device(config.train.device)
+    if replicas.distributed and device.type == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas) -> TrainResult:
+    device, dtype = _device(config, replicas), DTYPES[config.train.dtype]
+    rank, world_size, writer = replicas.rank, replicas.world_size, replicas.is_writer
+    if run_dir is None and writer:
+        run_dir = default_run_dir(config)
+    run_dir = Path(replicas.broadcast(None if run_dir is None else str(run_dir)))  # rank 0's choice
     if resume and not (run_dir / "last.pt").is_file():
         raise FileNotFoundError(f"cannot resume: no last.pt in {run_dir}")
-    writer = rank == 0
     config = dataclasses.replace(config, model=full_model_section(config.model))
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
-    seed_everything(config.train.seed)
+    seed_everything(config.train.seed)  # the same initial weights on every rank
 
     parts = build_run(config, device=device, dtype=dtype, rank=rank, world_size=world_size)
     objective, optimizer, scheduler, ema = parts.objective, parts.optimizer, parts.scheduler, parts.ema
     sampler, train_set, val_set, total = parts.sampler, parts.train_set, parts.val_set, config.train.steps
-    rot_gen = torch.Generator().manual_seed(config.train.seed + 1)
+    if rank > 0:  # dropout differs between ranks; rank 0 keeps the single-process streams
+        seed_everything(rank_seed(config.train.seed, rank))
+    rot_gen = torch.Generator().manual_seed(rank_seed(config.train.seed + 1, rank))
     state = LoopState()
     if resume:
-        state = load_training_state(run_dir / "last.pt", objective, optimizer, scheduler, ema, rot_gen)
-        log.info("resumed from %s at step %d", run_dir / "last.pt", state.step)
-    if state.step >= total:
+        state = load_training_state(
+            run_dir / "last.pt",
+            objective,
+            optimizer,
+            scheduler,
+            ema,
+            rot_gen,
+            rank=rank,
+            world_size=world_size,
+        )
+        if writer:
+            log.info("resumed from %s at step %d", run_dir / "last.pt", state.step)
+    if state.step >= total and writer:
         log.info("nothing to do: the run already took %d of %d steps", state.step, total)
+    step_module = replicas.wrap(objective, device)  # DDP with several processes
 
     logger = RunLogger(
         run_dir,
@@ -163,11 +194,13 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -
     history = [r for r in _read_history(logger)] if resume else []
 
     def save(name: str, metrics: dict | None = None) -> None:
+        # collective with several processes: every rank calls it at the same steps
+        state.running = running.cpu().tolist()
+        ranks = replicas.gather(rank_state(rot_gen, state.running)) if replicas.distributed else None
         if writer:
-            state.running = running.cpu().tolist()
             state.elapsed = elapsed0 + time.perf_counter() - t0
             save_training_checkpoint(
-                run_dir / name, objective, optimizer, scheduler, ema, state, rot_gen, config, metrics
+                run_dir / name, objective, optimizer, scheduler, ema, state, rot_gen, config, metrics, ranks
             )
 
     def validate() -> dict:
@@ -182,8 +215,14 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -
                 device=device,
                 equivariance=config.eval.equivariance,
                 seed=config.train.seed + 2,
+                rank=rank,
+                world_size=world_size,
             )
         objective.train()
+        totals, losses, sym = replicas.reduce_validation(
+            acc.state(), losses, sym, equivariance=config.eval.equivariance
+        )
+        acc.totals = totals
         return validation_metrics(objective, acc, losses, sym)
 
     interrupted = False
@@ -193,7 +232,7 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -
     loader_gen = torch.Generator()
     t0, elapsed0 = time.perf_counter(), state.elapsed
     objective.train()
-    with StopRequest() as stop:
+    with ReplicaStopRequest() if replicas.distributed else StopRequest() as stop:
         while state.step < total and not interrupted:
             sampler.set_epoch(state.epoch)
             loader = torch.utils.data.DataLoader(
@@ -212,7 +251,7 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -
                     rotations = rotations.to(device=device, dtype=dtype)
                 lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
                 terms, grad_norm = train_step(
-                    objective,
+                    step_module,
                     optimizer,
                     scheduler,
                     batch,
@@ -228,7 +267,7 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -
                 running += torch.stack([_f(t, device) for t in step_values])
                 logger.advance()
                 if state.step % config.train.log_every == 0 or state.step == total:
-                    values = running.cpu().tolist()
+                    values = replicas.sum(running).cpu().tolist()  # means over steps and ranks
                     n = max(values[5], 1.0)
                     logger.log_train(
                         state.step,
@@ -248,7 +287,8 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -
                 if on_step is not None:
                     on_step(state.step)
                 last = state.step >= total
-                stopping = stop.requested or (stop_at is not None and state.step >= stop_at)
+                # all ranks stop after the same step, whichever got the signal
+                stopping = replicas.any(stop.requested or (stop_at is not None and state.step >= stop_at))
                 metrics = None
                 if state.step % config.train.val_every == 0 or last:
                     metrics = validate()
@@ -267,8 +307,11 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, rank, world_size) -
                 state.epoch += 1
                 state.position = 0
     logger.close()
+    replicas.check_in_sync(objective)
+    replicas.barrier()  # rank 0's checkpoints are complete before any rank returns
     if interrupted:
-        log.warning("stopped at step %d; continue with: transip train --resume %s", state.step, run_dir)
+        if writer:
+            log.warning("stopped at step %d; continue with: transip train --resume %s", state.step, run_dir)
         return TrainResult(run_dir, state.step, True, history)
     final = (
         finish_run(
