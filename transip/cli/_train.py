@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from importlib import resources
 from pathlib import Path
 
+import torch.distributed as dist
 import yaml
 
 from transip.evaluation import format_equivariance, format_table
@@ -79,15 +81,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     check_config(config)  # every configuration error surfaces here, before any data is read
     env = torchrun_env()
-    if env is None or env.world_size == 1:
-        result = train(config, run_dir=run_dir, resume=bool(args.resume), quiet=args.quiet)
-    else:
+    group = contextlib.nullcontext()
+    if env is not None and env.world_size > 1:
         if env.rank != 0:  # one voice: the other ranks report only problems
             logging.getLogger().setLevel(logging.WARNING)
-        with distributed_process_group(env, config.train.device):
-            result = train(
-                config, run_dir=run_dir, resume=bool(args.resume), quiet=args.quiet or env.rank != 0
-            )
+        if not dist.is_initialized():  # a program calling main() may have set the group up already
+            group = distributed_process_group(env, config.train.device)
+    with group:
+        quiet = args.quiet or (env is not None and env.rank != 0)
+        result = train(config, run_dir=run_dir, resume=bool(args.resume), quiet=quiet)
     if result.interrupted:  # the trainer has said how to resume
         return 130
     if result.final is not None:  # rank 0 of a multi-process run, or a single process

@@ -295,7 +295,9 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas)
                     logger.log_val(state.step, metrics)
                     history.append({"step": state.step, **metrics})
                     score = _score(metrics, config.eval.best_metric)
-                    if score is not None and score < state.best_metric:
+                    # rank 0 decides (the metrics agree on every rank; this guards against a
+                    # rank seeing another rounding, which would hang the collective save)
+                    if replicas.broadcast(score is not None and score < state.best_metric):
                         state.best_metric, state.best_step = score, state.step
                         save("best.pt", metrics)
                 if state.step % config.train.checkpoint_every == 0 or last or stopping:

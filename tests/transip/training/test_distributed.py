@@ -1,18 +1,19 @@
 """Data-parallel training with 2 CPU processes (torchrun, gloo), against single-process runs.
 
-Two torchrun launches of 2 workers each do the multi-process work:
+One torchrun launch runs this file as a script on 2 workers (:func:`_worker`); in one process
+group (set up by :func:`transip.training.distributed_process_group` from torchrun's environment,
+as ``transip train`` does) the workers run
 
-1. ``cli``: the ``transip train`` command itself (TransIP mode, dropout, EMA), 6 steps;
-2. this file run as a script (:func:`_worker`), in one process group:
-   - ``resumed``: the same run stopped after 3 steps and resumed (``train(stop_at=3)``, then
-     ``train(resume=True)``);
-   - ``pair``: plain mode on 9-atom ethanol frames, float64, 2 molecules per rank and step;
-   - a deliberately desynchronised module, which :meth:`Replicas.check_in_sync` must reject.
+- ``cli``: the ``transip train`` command (``transip.cli.main``; TransIP mode, dropout, EMA), 6 steps;
+- ``resumed``: the same run stopped after 3 steps and resumed (``train(stop_at=3)``, then
+  ``train(resume=True)``);
+- ``pair``: plain mode on 9-atom ethanol frames, float64, 2 molecules per rank and step;
+- a deliberately desynchronised module, which :meth:`Replicas.check_in_sync` must reject.
 
-(Two launches because a process cannot safely re-initialise the default process group under
-torchrun: the agent's store keeps the first group's keys.) The tests then compare with
-single-process computations in the pytest process. Each launch runs under a timeout, so a hang
-fails instead of blocking.
+(One group for all: under torchrun a process cannot safely initialise the default group a second
+time, since the agent's store keeps the first group's keys; and every launch costs each worker
+the import of torch.) The tests then compare with single-process computations in the pytest
+process. The launch runs under a timeout, so a hang fails instead of blocking.
 """
 
 from __future__ import annotations
@@ -111,12 +112,14 @@ def _worker(out: Path) -> None:
     import torch.distributed as dist
     from torch import nn
 
+    from transip.cli import main
     from transip.training import distributed_process_group
     from transip.training._distributed import Replicas
 
     env = torchrun_env()
     report: dict = {"env": [env.rank, env.world_size, env.local_rank]}
     with distributed_process_group(env, "cpu"):
+        report["cli_exit"] = main(["train", *_g2_run(out / "cli"), "--quiet"])
         config = load_config(None, _g2_run(out / "resumed"))
         first = train(config, stop_at=3, quiet=True)
         second = train(config, resume=True, quiet=True)
@@ -178,13 +181,20 @@ def _torchrun(command: list[str], log: Path) -> str:
     return text
 
 
+_FAILED: list[str] = []  # a failed launch is not repeated for every test
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory) -> Path:
-    """The output folder of both launches (see the module docstring)."""
+    """The output folder of the 2-process launch (see the module docstring)."""
+    if _FAILED:
+        pytest.fail(f"the 2-process launch failed (see the first error): {_FAILED[0]}")
     out = tmp_path_factory.mktemp("ddp")
-    cli = [sys.executable, "-c", "import sys; from transip.cli import main; sys.exit(main())"]
-    _torchrun(["--no-python", *cli, "train", *_g2_run(out / "cli"), "--quiet"], out / "cli.log")
-    _torchrun([__file__, str(out)], out / "worker.log")
+    try:
+        _torchrun([__file__, str(out)], out / "launch.log")
+    except BaseException as e:
+        _FAILED.append(str(e)[:200])
+        raise
     return out
 
 
@@ -236,6 +246,7 @@ def test_several_processes_need_a_process_group(tmp_path):
 def test_cli_run_under_torchrun_finishes_and_rank_0_writes(launched):
     reports = _reports(launched)
     assert [r["env"] for r in reports] == [[0, 2, 0], [1, 2, 1]]
+    assert [r["cli_exit"] for r in reports] == [0, 0]
     run = launched / "cli"
     for name in ("config.yaml", "last.pt", "best.pt", "train.csv", "val.csv", "metrics.json"):
         assert (run / name).is_file(), name
@@ -243,7 +254,7 @@ def test_cli_run_under_torchrun_finishes_and_rank_0_writes(launched):
     # every rank took part in each step: the loss column of train.csv averages both ranks' batches
     assert all(math.isfinite(float(r["loss"])) for r in _rows(run / "train.csv"))
     # the summary table is printed once (rank 0), not once per process
-    assert (launched / "cli.log").read_text().count("metrics: ") == 1
+    assert (launched / "launch.log").read_text().count("metrics: ") == 1
     ckpt = load_checkpoint(run / "last.pt")
     assert len(ckpt["extra"]["trainer"]["ranks"]) == 2  # both ranks' random streams
 
