@@ -22,6 +22,8 @@ from transip.training import (
     train,
 )
 
+from ._common import UsageError
+
 _EPILOG = """\
 overrides:
   Any configuration key can be set as --section.key=value, e.g.
@@ -76,11 +78,15 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config or saved, args.overrides)
     else:
         config = load_config(args.config or default_config_path(), args.overrides)
+    try:
+        env = torchrun_env()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.print_config:
-        sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        if env is None or env.rank == 0:  # once, not once per process
+            sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))
         return 0
     check_config(config)  # every configuration error surfaces here, before any data is read
-    env = torchrun_env()
     group = contextlib.nullcontext()
     if env is not None and env.world_size > 1:
         if env.rank != 0:  # one voice: the other ranks report only problems

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,21 +217,38 @@ class RunParts:
 
 
 def build_run(
-    config: TrainingConfig, *, device: torch.device, dtype: torch.dtype, rank: int = 0, world_size: int = 1
+    config: TrainingConfig,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    rank: int = 0,
+    world_size: int = 1,
+    share: Callable[[object], object] | None = None,
 ) -> RunParts:
     """Read the data, fit the references, build model, tau, optimiser, schedule, EMA and sampler.
 
     Call after seeding: the model's initial weights come from torch's global generator.
+
+    Args:
+        config: the resolved configuration.
+        device, dtype: where and in which precision the model lives.
+        rank, world_size: this process's share of the training data (the sampler's).
+        share: with several processes, a collective that returns rank 0's object on every rank;
+            the element references are then fitted on rank 0 only (a full pass over the training
+            set) and sent to the others.
     """
     max_atoms = resolve_model_config(config.model).max_atoms  # reject molecules beyond the context
     train_set, val_set, test_set = load_datasets(config.data, seed=config.train.seed, max_atoms=max_atoms)
-    fit = fit_references(train_set)
-    logging.getLogger("transip.training").info(
-        "element references on %d molecules: residual MAE %.4f eV, RMSE %.4f eV (the energy scale)",
-        fit.report.n,
-        fit.report.mae,
-        fit.report.rmse,
-    )
+    fit = fit_references(train_set) if rank == 0 or share is None else None
+    if share is not None and world_size > 1:
+        fit = share(fit)
+    if rank == 0:
+        logging.getLogger("transip.training").info(
+            "element references on %d molecules: residual MAE %.4f eV, RMSE %.4f eV (the energy scale)",
+            fit.report.n,
+            fit.report.mae,
+            fit.report.rmse,
+        )
     model = build_model(config, fit).to(device=device, dtype=dtype)
     objective = build_objective(config, model).to(device=device, dtype=dtype)
     optimizer = build_optimizer(objective, config.optim)

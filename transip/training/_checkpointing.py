@@ -26,7 +26,7 @@ from torch import nn
 
 from transip.checkpoint import load_checkpoint, load_model, save_checkpoint
 
-from ._config import TrainingConfig, config_to_dict, merge_config
+from ._config import ConfigError, TrainingConfig, config_to_dict, merge_config
 from ._state import LoopState, capture_rng, restore_rng
 
 
@@ -101,7 +101,7 @@ def load_training_state(
     A multi-process checkpoint restores ``rank``'s own generators and log sums.
 
     Raises:
-        ValueError: the checkpoint was written by a run with another number of processes (the
+        ConfigError: the checkpoint was written by a run with another number of processes (the
             data order and the random streams are per process, so it could not continue exactly).
     """
     ckpt = load_checkpoint(path, map_location="cpu")
@@ -110,7 +110,7 @@ def load_training_state(
     ranks = trainer.get("ranks")
     written_by = 1 if ranks is None else len(ranks)
     if written_by != world_size:
-        raise ValueError(
+        raise ConfigError(
             f"{path} was written by a run of {written_by} process(es); resume it with {written_by} "
             f"(this run has {world_size}): data order and random streams are per process"
         )

@@ -339,11 +339,12 @@ class Replicas:
 
 
 class ReplicaStopRequest(StopRequest):
-    """:class:`StopRequest` for torchrun workers: a repeated SIGINT within ``grace`` s is the same request.
+    """:class:`StopRequest` for multi-process runs: a repeated SIGINT within ``grace`` s is the same request.
 
-    A Ctrl-C at the terminal reaches every process of the foreground group, and torchrun then
-    forwards the same signal to its workers: each worker sees two SIGINTs at once. Only a SIGINT
-    that comes later than ``grace`` seconds after the first aborts without a checkpoint.
+    A worker can receive one interruption twice: torchrun forwards the signal it got to every
+    worker, and a worker may also get it directly (a cluster scheduler signals every process of a
+    job step; a terminal's Ctrl-C reaches every process sharing its process group). Only a SIGINT
+    later than ``grace`` seconds after the first aborts without a checkpoint.
     """
 
     def __init__(self, grace: float = 5.0) -> None:

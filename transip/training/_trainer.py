@@ -159,7 +159,9 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas)
         save_config(config, run_dir / "config.yaml")
     seed_everything(config.train.seed)  # the same initial weights on every rank
 
-    parts = build_run(config, device=device, dtype=dtype, rank=rank, world_size=world_size)
+    parts = build_run(
+        config, device=device, dtype=dtype, rank=rank, world_size=world_size, share=replicas.broadcast
+    )
     objective, optimizer, scheduler, ema = parts.objective, parts.optimizer, parts.scheduler, parts.ema
     sampler, train_set, val_set, total = parts.sampler, parts.train_set, parts.val_set, config.train.steps
     if rank > 0:  # dropout differs between ranks; rank 0 keeps the single-process streams

@@ -22,6 +22,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import torch
 
 from transip.checkpoint import load_checkpoint
 from transip.training import (
+    ConfigError,
     DistributedEnv,
     build_objective,
     load_config,
@@ -305,6 +307,14 @@ def test_resumed_two_process_run_equals_an_uninterrupted_one(launched):
     assert all(torch.equal(live_a[k], live_b[k]) for k in live_a)  # live weights, tau included
     assert _rows(launched / "cli" / "val.csv") == _rows(launched / "resumed" / "val.csv")
     assert _rows(launched / "cli" / "train.csv") == _rows(launched / "resumed" / "train.csv")
+
+
+def test_resuming_with_another_number_of_processes_is_refused(launched, tmp_path):
+    (tmp_path / "run").mkdir()
+    shutil.copy(launched / "cli" / "last.pt", tmp_path / "run" / "last.pt")
+    config = load_config(None, _g2_run(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=r"written by a run of 2 process\(es\); resume it with 2"):
+        train(config, resume=True, quiet=True)
 
 
 def test_out_of_sync_replicas_are_detected(launched):
