@@ -35,6 +35,7 @@ from transip.checkpoint import load_checkpoint
 from transip.training import (
     ConfigError,
     DistributedEnv,
+    build_model,
     build_objective,
     load_config,
     load_datasets,
@@ -237,6 +238,26 @@ def test_torchrun_environment_is_read_and_checked():
         torchrun_env({"RANK": "0", "WORLD_SIZE": "two", "LOCAL_RANK": "0"})
     with pytest.raises(ValueError, match="inconsistent"):
         torchrun_env({"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})
+
+
+def test_validation_shards_add_up_to_the_whole_set(tmp_path):
+    # the sums of ranks 0..2 of 3 equal one pass over all molecules (symmetry errors included: a
+    # molecule's rotation depends on its index only); a rank without molecules contributes nothing
+    config = load_config(None, _g2_run(tmp_path / "run"))
+    _, val_set, _ = load_datasets(config.data, seed=0, max_atoms=64)
+    torch.manual_seed(0)
+    objective = build_objective(config, build_model(config)).eval()
+    kwargs = dict(max_atoms=20, dtype=torch.float64, device=torch.device("cpu"), seed=5)
+    objective = objective.double()
+    acc, losses, sym = validation_sums(objective, val_set, **kwargs)
+    shards = [validation_sums(objective, val_set, rank=r, world_size=3, **kwargs) for r in range(3)]
+    torch.testing.assert_close(sum(a.state() for a, _, _ in shards), acc.state())
+    torch.testing.assert_close(sum(l for _, l, _ in shards), losses)
+    sym_sum = sum(s for _, _, s in shards)
+    torch.testing.assert_close(sym_sum[[0, 2, 3, 4, 5, 6, 7, 8, 9]], sym[[0, 2, 3, 4, 5, 6, 7, 8, 9]])
+    assert max(float(s[1]) for _, _, s in shards) == pytest.approx(float(sym[1]))  # the max slot
+    empty_acc, empty_losses, empty_sym = validation_sums(objective, val_set, rank=7, world_size=8, **kwargs)
+    assert len(val_set) < 8 and empty_sym is None and not empty_losses.any() and not empty_acc.state().any()
 
 
 def test_several_processes_need_a_process_group(tmp_path):
