@@ -4,17 +4,19 @@ Run: ``python examples/packed_vs_padded.py [--preset S] [--molecules 16] [--devi
 
 Both layouts compute the same function (the script prints the largest energy difference); they
 differ in how much padding attention processes. "padded" is ``AttentionLayout.from_ptr(ptr,
-growth=inf)``: every molecule padded to the largest one with a key mask. "packed" is the default
-bucketing. Each measurement runs in a fresh subprocess so that peak memory (CPU: growth of the
-process's peak RSS; CUDA: ``max_memory_allocated``) belongs to that one call alone.
+growth=inf)``: every molecule padded to the largest one with a key mask. "packed" is the model's
+default bucketing for the device (``TransIPConfig.bucketing``: one bucket per distinct size on a
+CPU). Each measurement runs in a fresh subprocess so that peak memory (CPU: peak resident set
+``VmHWM``, reset before the call, minus the resident set before it; CUDA:
+``max_memory_allocated``) belongs to that one call alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 
 from transip.data import Batch, Molecule
-from transip.model import AttentionLayout, TransIP, TransIPConfig
+from transip.model import TransIP, TransIPConfig
 
 LAYOUTS = {"packed": {}, "padded": {"bucket_growth": math.inf}}
 
@@ -39,6 +41,11 @@ def mixed_batch(n_molecules: int, seed: int, low: int = 10, high: int = 200) -> 
         for n in sizes
     ]
     return Batch.from_molecules(mols)
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
 
 
 def measure(args) -> dict:
@@ -63,18 +70,21 @@ def measure(args) -> dict:
     if device.type == "cuda":
         step()  # CUDA: warm up kernels first; the allocator's peak is reset below
         torch.cuda.reset_peak_memory_stats()
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss would carry the parent's peak across fork/exec: reset VmHWM, read VmHWM - VmRSS
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    rss0 = _status_kb("VmRSS")
     out = step()
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # KiB on Linux
+        peak_mb = (_status_kb("VmHWM") - rss0) / 1024
     times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    layout = AttentionLayout.from_ptr(batch.ptr, growth=config.bucket_growth, slack=config.bucket_slack)
+    layout = model.plan(batch)
     return {
         "energy": out.energy.detach().cpu().tolist(),
         "time_ms": 1e3 * statistics.median(times),
