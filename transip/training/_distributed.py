@@ -32,6 +32,7 @@ How the ranks stay one run:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import inspect
 import os
 import signal
@@ -50,6 +51,8 @@ from ._state import StopRequest
 
 #: environment variables torchrun sets for each worker
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+#: how long ranks wait for each other in the CPU-side collectives (see :class:`Replicas`)
+CONTROL_TIMEOUT = datetime.timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -198,9 +201,11 @@ class Replicas:
                     f"rank={rank}, world_size={world_size} disagree with the process group "
                     f"(rank {dist.get_rank()} of {dist.get_world_size()})"
                 )
-            # stop flags and small objects travel on the CPU: with NCCL they would need a device
-            # tensor and a host synchronisation every step
-            self._control = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
+            # Stop flags and small objects travel on the CPU, in a gloo group of their own: with
+            # NCCL they would need a device tensor and a host synchronisation every step. Its long
+            # timeout covers the one long wait of a run: the other ranks wait while rank 0 fits
+            # the element references (a full pass over the training set).
+            self._control = dist.new_group(backend="gloo", timeout=CONTROL_TIMEOUT)
 
     @classmethod
     def current(cls, rank: int | None = None, world_size: int | None = None) -> Replicas:
