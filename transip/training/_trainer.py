@@ -121,7 +121,8 @@ def train(
             ``torch.distributed`` process group, else a single process). With several processes
             the model and tau are trained with ``DistributedDataParallel``, each rank reads its
             share of every epoch and of the validation set, and only rank 0 writes files; see
-            ``docs/transip/cluster.md``.
+            ``docs/transip/cluster.md``. On CUDA each process trains on its current device
+            (``distributed_process_group`` selects ``cuda:LOCAL_RANK``).
 
     Returns:
         A :class:`TrainResult`.
