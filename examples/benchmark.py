@@ -479,6 +479,8 @@ def cmd_compare(args) -> list[dict]:
         "before": TransIPRunner(args.preset, args.attention, old, **shared),
         "after": TransIPRunner(args.preset, args.attention, transip, **shared, **after_only),
     }
+    if args.compile:
+        runners["after"].model.compile_blocks(dynamic=False)
     results = []
     for sysname in args.systems:
         # training steps of the previous system moved the two copies apart (dropout, own optimisers)
@@ -486,11 +488,14 @@ def cmd_compare(args) -> list[dict]:
         mols = system(sysname)
         atoms = sum(len(m) for m in mols)
         prepared = {name: runner.prepare(mols) for name, runner in runners.items()}
-        outs = {}
+        outs, first_call = {}, {}
         for name, runner in runners.items():
             runner.model.eval()
+            start = time.perf_counter()
             with runner._kernel():
                 outs[name] = runner.model(prepared[name])
+            first_call[name] = time.perf_counter() - start  # with --compile: the compilation
+        print(f"{sysname}: first call " + ", ".join(f"{k} {v:.1f} s" for k, v in first_call.items()))
         d_energy = (outs["after"].energy - outs["before"].energy).abs().max().item()
         d_forces = (outs["after"].forces - outs["before"].forces).abs().max().item()
         print(f"{sysname}: max |dE| {d_energy:.2e} eV, max |dF| {d_forces:.2e} eV/A (after - before)")
@@ -499,6 +504,7 @@ def cmd_compare(args) -> list[dict]:
             times = interleaved(runners, prepared, mode, args.repeats, cpu=cpu)
             entry = {"system": sysname, "atoms": atoms, "mode": mode, "results": summarise(times, atoms, cpu)}
             entry["max_abs_energy_diff"], entry["max_abs_force_diff"] = d_energy, d_forces
+            entry["first_call_s"] = first_call
             r = entry["results"]
             entry["speedup"] = {
                 "before/after": r["before"]["median_s"] / r["after"]["median_s"],
@@ -655,6 +661,9 @@ def main(argv=None) -> None:
     compare.add_argument("--modes", nargs="+", default=["infer", "train", "train+latent"])
     compare.add_argument("--config", default="{}", help="JSON TransIPConfig overrides for both")
     compare.add_argument("--after-config", default="{}", help="JSON overrides for the working tree only")
+    compare.add_argument(
+        "--compile", action="store_true", help="compile the working tree's blocks (TransIP.compile_blocks)"
+    )
     optimizer = sub.add_parser("optimizer", help="AdamW step time: default, foreach, fused")
     optimizer.add_argument("--preset", default="S")
     optimizer.add_argument("--repeats", type=int, default=7)
