@@ -5,6 +5,7 @@ Run inside the benchmark environment (``examples/bench_env.sh``: mace-torch pins
     python examples/benchmark.py models --quick --json runs/bench.json
     python examples/benchmark.py models --sizes 9 21 60 200 1000 --batches 32x9 32x21 --repeats 5
     python examples/benchmark.py attention --json runs/attention.json
+    python examples/benchmark.py compare --before HEAD~3 --systems 9 200 --modes infer train
 
 ``models`` times energy+forces inference (atoms/s) and one training step (energy + conservative
 force loss, and for TransIP also with the latent-equivariance term) for every model on the same
@@ -19,6 +20,12 @@ also recorded: interference only ever adds time.
 ``attention`` compares ways to run TransIP-S's attention on a mixed batch (16 molecules of 12-186
 atoms) and on one 1000-atom molecule: one bucket per molecule, padding to the largest with a key
 mask, the model's size buckets, and the buckets with :func:`transip.model._fast_attention.fast_attend`.
+
+``compare --before REV`` measures a change to TransIP itself: the package as committed at git
+revision ``REV`` (exported by ``git archive`` into a temporary directory) against the working tree,
+same preset and weights, interleaved in one process, wall and CPU time; ``--compile`` runs the
+working tree's blocks through ``torch.compile``. ``optimizer`` times one AdamW step on TransIP's
+parameters (default loop, ``foreach``, ``fused``); every training step here uses the fused one.
 
 Weights are random; MACE's neighbour lists are built before timing (not counted for MACE).
 """
