@@ -21,10 +21,11 @@ from ase.optimize import BFGS
 
 from transip.calculator import TransIPCalculator
 from transip.checkpoint import save_checkpoint
-from transip.data import Batch, Molecule
+from transip.data import Batch, Molecule, bundled_dataset
 from transip.model import TransIP, TransIPConfig
 
-ETHANOL = "/work/shared/data/ethanol_train.extxyz"
+ETHANOL = str(bundled_dataset("ethanol_train"))
+G2 = str(bundled_dataset("g2_xtb"))
 
 
 @cache
@@ -89,7 +90,8 @@ def _nve(model, dtype, dt_fs: float, steps: int, temperature: float = 300.0):
 def test_calculator_matches_model(dtype):
     torch.manual_seed(0)
     model = TransIP(TransIPConfig.preset("tiny"))
-    atoms = ase.io.read("/work/shared/data/g2_xtb_md.extxyz", 700)  # a charged open-shell frame
+    # the first charged open-shell frame of the bundled GFN2-xTB set
+    atoms = next(a for a in ase.io.iread(G2) if a.info["charge"] != 0 and a.info["spin"] != 1)
     assert (atoms.info["charge"], atoms.info["spin"]) != (0, 1)
     atoms.calc = TransIPCalculator(model, dtype=dtype)
     mol = Molecule(atoms.positions, atoms.numbers, charge=atoms.info["charge"], spin=atoms.info["spin"])

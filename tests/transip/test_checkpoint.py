@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from transip.checkpoint import FORMAT_VERSION, load_checkpoint, load_model, save_checkpoint
-from transip.data import Batch, Molecule
+from transip.data import Batch, Molecule, bundled_dataset
 from transip.model import TransIP, TransIPConfig
 
 
 def _batch(dtype=torch.float32) -> Batch:
-    frames = ase.io.read("/work/shared/data/g2_xtb_md.extxyz", ":200:40")
+    frames = ase.io.read(bundled_dataset("g2_xtb"), ":200:40")
     mols = [Molecule(a.positions, a.numbers, charge=a.info["charge"], spin=a.info["spin"]) for a in frames]
     return Batch.from_molecules(mols, dtype=dtype)
 

@@ -11,22 +11,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latentequiv.groups import SO3
-from transip.data import Batch, Molecule
+from transip.data import Batch, Molecule, bundled_dataset
 from transip.model import TransIP, TransIPConfig
 from transip.symmetry import rotate_batch
 
-G2 = "/work/shared/data/g2_xtb_md.extxyz"
+G2 = bundled_dataset("g2_xtb")
 F64 = torch.float64
 
 
 @cache
 def g2_molecules() -> tuple[Molecule, ...]:
-    """One frame of each size 3..14 from the GFN2-xTB set, neutral and charged ones mixed."""
-    frames = ase.io.read(G2, ":2100")
-    first = {}
+    """One frame of each size 3..14 and of each charge/spin state from the bundled GFN2-xTB set."""
+    frames = ase.io.read(G2, ":")
+    first, state = {}, {}
     for i, atoms in enumerate(frames):
         first.setdefault(len(atoms), i)
-    picks = [frames[first[n]] for n in sorted(first)] + [frames[700], frames[1500]]
+        state.setdefault((atoms.info["charge"], atoms.info["spin"]), i)
+    picks = [frames[first[n]] for n in sorted(first)] + [frames[i] for _, i in sorted(state.items())]
     return tuple(
         Molecule(a.positions, a.numbers, charge=int(a.info["charge"]), spin=int(a.info["spin"]))
         for a in picks
