@@ -4,8 +4,22 @@ Atoms are tokens; energies come from a pooled readout and forces are ``-dE/dx``.
 symmetry is learned through :mod:`latentequiv`'s latent objective rather than built in.
 """
 
-from .data import Batch, Molecule
+__version__ = "0.1.0"  # before the imports below: checkpoint.py records it
 
-__version__ = "0.1.0"
+from .calculator import TransIPCalculator
+from .checkpoint import load_model, save_checkpoint
+from .data import Batch, Molecule, bundled_dataset, read_dataset
+from .model import TransIP, TransIPConfig
 
-__all__ = ["Batch", "Molecule", "__version__"]
+__all__ = [
+    "Batch",
+    "Molecule",
+    "TransIP",
+    "TransIPCalculator",
+    "TransIPConfig",
+    "__version__",
+    "bundled_dataset",
+    "load_model",
+    "read_dataset",
+    "save_checkpoint",
+]

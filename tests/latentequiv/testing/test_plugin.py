@@ -37,11 +37,11 @@ def test_ini_values_and_marker_selection(pytester):
 
 
 def test_plugin_import_does_not_load_the_test_kit():
-    """Loaded in every pytest run: importing it must not pull in hypothesis or the probes; the
-    assertions work without hypothesis too."""
+    """Loaded in every pytest run: importing it must not pull in torch, hypothesis or the probes;
+    the assertions work without hypothesis too."""
     code = (
         "import sys, latentequiv.testing.plugin\n"
-        "heavy = ('hypothesis', 'latentequiv.probes', 'latentequiv.testing._strategies')\n"
+        "heavy = ('torch', 'hypothesis', 'latentequiv.probes', 'latentequiv.testing._strategies')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
         "from latentequiv.testing import assert_invariant\n"
         "print('hypothesis' in sys.modules)\n"

@@ -155,7 +155,6 @@ def test_pickles_without_open_handles_and_works_in_workers(g2_molecules, tmp_pat
 
 def test_cross_check_with_ase_db_backends(g2_molecules, tmp_path):
     """Our writer is readable by the reference implementation, and we read what it writes."""
-    pytest.importorskip("ase_db_backends", reason="optional: cross-check with the reference backend")
     from ase_db_backends.aselmdb import LMDBDatabase
 
     from transip.data import molecule_from_atoms, molecule_to_atoms
