@@ -104,3 +104,16 @@ def test_inside_transip_training_gradients_equal_the_plain_formula(monkeypatch):
     monkeypatch.setattr(rbf_module, "gaussian_pair_features", plain)
     for a, b in zip(lean, step(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_far_pairs_clamped_exponent_changes_nothing_visible():
+    # 30 A from centres within 3 A: exp(-gamma d^2) underflows; the clamp keeps it at e * tiny
+    r = torch.tensor([[[0.0, 1.0], [30.0, 25.0]]], requires_grad=True)
+    c = torch.ones(1, 2, 2)
+    w = torch.randn(3, CENTRES.numel())
+    y, a = gaussian_pair_features(r, c, w, CENTRES.float(), GAMMA)
+    phi = torch.exp(-GAMMA * (r[..., None] - CENTRES.float()) ** 2)
+    torch.testing.assert_close(y, phi @ w.T, rtol=1e-6, atol=1e-30)
+    torch.testing.assert_close(a, phi.sum(2), rtol=1e-6, atol=1e-30)
+    (dr,) = torch.autograd.grad(y.sum() + a.sum(), r)
+    assert torch.isfinite(dr).all() and dr[0, 1].abs().max() < 1e-30
