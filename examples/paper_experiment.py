@@ -8,7 +8,7 @@ contrastive) and ``lambda_equiv``. Every run is evaluated on its test sets as th
 copies in which every structure is turned by a fixed random rotation (the same for every run):
 MD test frames share the training frames' orientation, the paper's test data do not.
 
-    python examples/paper_experiment.py                       # the full experiment, ~70 min on 1 core
+    python examples/paper_experiment.py                       # the full experiment, ~50 min on 1 core
     python examples/paper_experiment.py --quick --out /tmp/pe # a smoke run (seconds)
 
 One JSON record per run is written to ``<out>/records/`` as soon as the run finishes (atomically);
