@@ -431,8 +431,8 @@ def cmd_models(args) -> list[dict]:
 ATTENTION_VARIANTS = {
     "per-molecule": ("ref", {"bucket_growth": 1.0, "bucket_slack": 0}),
     "padded": ("ref", {"bucket_growth": float("inf")}),
-    "buckets": ("ref", {}),
-    "buckets+fast": ("fast", {}),
+    "buckets": ("ref", {"bucket_growth": 1.25, "bucket_slack": 16}),
+    "buckets+fast": ("fast", {"bucket_growth": 1.25, "bucket_slack": 16}),
     "per-molecule+fast": ("fast", {"bucket_growth": 1.0, "bucket_slack": 0}),
 }
 
