@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ase.data import chemical_symbols
 from torch import nn
 
 from latentequiv.losses import contrastive_latent_loss, latent_equivariance_loss
@@ -141,6 +142,28 @@ def fit_references(train) -> ReferenceFit:
     return ReferenceFit(refs, report, max(report.rmse, 1e-3))
 
 
+def warn_unseen_elements(dataset, trained: tuple[int, ...], name: str) -> list[int]:
+    """Log a warning naming the elements of ``dataset`` that the training set does not contain.
+
+    Such elements get reference energy 0 and an untrained embedding, so energies of molecules that
+    contain them are off by roughly a free atom's energy. Returns the unseen atomic numbers.
+    """
+    if dataset is None:
+        return []
+    seen: set[int] = set()
+    for mol in dataset:
+        seen.update(np.unique(mol.numbers).tolist())
+    unseen = sorted(seen - set(trained))
+    if unseen:
+        logging.getLogger("transip.training").warning(
+            "%s contains elements absent from the training set: %s (reference energy 0, untrained "
+            "embedding: their molecules' energies will be far off)",
+            name,
+            ", ".join(chemical_symbols[z] for z in unseen),
+        )
+    return unseen
+
+
 def build_model(config: TrainingConfig, fit: ReferenceFit | None = None) -> TransIP:
     """A fresh TransIP with the fitted references and energy scale."""
     model = TransIP(resolve_model_config(config.model))
@@ -249,6 +272,8 @@ def build_run(
             fit.report.mae,
             fit.report.rmse,
         )
+        for name, dataset in (("data.val", val_set), ("data.test", test_set)):
+            warn_unseen_elements(dataset, fit.report.elements, name)
     model = build_model(config, fit).to(device=device, dtype=dtype)
     objective = build_objective(config, model).to(device=device, dtype=dtype)
     optimizer = build_optimizer(objective, config.optim)

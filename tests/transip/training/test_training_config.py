@@ -2,6 +2,7 @@
 
 from importlib import resources
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -142,3 +143,18 @@ def test_override_values_parse_back_exactly(steps, lr, flag):
 
 def test_parse_overrides_keeps_equals_signs_in_values():
     assert parse_overrides(["--data.train=a=b.extxyz"]) == {"data": {"train": "a=b.extxyz"}}
+
+
+def test_elements_missing_from_training_are_named(caplog):
+    from transip.data import Molecule
+    from transip.training._build import warn_unseen_elements
+
+    pos = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.1]])
+    val = [Molecule(pos, np.array([6, 8])), Molecule(pos, np.array([15, 9]))]
+    with caplog.at_level("WARNING", logger="transip.training"):
+        assert warn_unseen_elements(val, (1, 6, 8), "data.val") == [9, 15]
+    assert "data.val contains elements absent from the training set: F, P" in caplog.text
+    caplog.clear()
+    assert warn_unseen_elements(val[:1], (6, 8), "data.val") == []
+    assert warn_unseen_elements(None, (6, 8), "data.test") == []
+    assert caplog.text == ""
