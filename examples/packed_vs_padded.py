@@ -5,10 +5,9 @@ Run: ``python examples/packed_vs_padded.py [--preset S] [--molecules 16] [--devi
 Both layouts compute the same function (the script prints the largest energy difference); they
 differ in how much padding attention processes. "padded" is ``AttentionLayout.from_ptr(ptr,
 growth=inf)``: every molecule padded to the largest one with a key mask. "packed" is the model's
-default bucketing for the device (``TransIPConfig.bucketing``: one bucket per distinct size on a
-CPU). Each measurement runs in a fresh subprocess so that peak memory (CPU: peak resident set
-``VmHWM``, reset before the call, minus the resident set before it; CUDA:
-``max_memory_allocated``) belongs to that one call alone.
+default bucketing (``bucket_growth=1.25``, ``bucket_slack=16``). Each measurement runs in a fresh
+subprocess so that peak memory (CPU: peak resident set ``VmHWM``, reset before the call, minus the
+resident set before it; CUDA: ``max_memory_allocated``) belongs to that one call alone.
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
-import torch
-
 #: the paper's three sizes (Table 3) plus a small CPU/test size
 _PRESETS: dict[str, dict] = {
     "tiny": dict(d_model=64, n_layers=2, n_heads=4, num_rbf=16),
@@ -42,7 +40,6 @@ class TransIPConfig:
             (faster, but not conservative).
         bucket_growth: attention layout knob: a molecule may be padded to at most ``bucket_growth``
             times its size (or by ``bucket_slack`` atoms, whichever is larger). Changes speed only.
-            ``None`` (default) picks by device when the batch is planned (:meth:`bucketing`).
         bucket_slack: see ``bucket_growth``.
 
     Example:
@@ -68,8 +65,8 @@ class TransIPConfig:
     position_dim: int | None = None
     pooling: Literal["sum", "mean"] = "sum"
     direct_forces: bool = False
-    bucket_growth: float | None = None
-    bucket_slack: int | None = None
+    bucket_growth: float = 1.25
+    bucket_slack: int = 16
 
     def __post_init__(self) -> None:
         # YAML/JSON give lists; keep the dataclass hashable and comparable
@@ -86,9 +83,7 @@ class TransIPConfig:
                 raise ValueError(f"{name}={(lo, hi)} is empty")
         if self.spin_range[0] < 1:
             raise ValueError("spin multiplicities start at 1")
-        if (self.bucket_growth is not None and self.bucket_growth < 1.0) or (
-            self.bucket_slack is not None and self.bucket_slack < 0
-        ):
+        if self.bucket_growth < 1.0 or self.bucket_slack < 0:
             raise ValueError("bucket_growth must be >= 1 and bucket_slack >= 0")
         if self.species_dim is not None and self.species_dim < 1:
             raise ValueError("species_dim must be positive")
@@ -101,18 +96,6 @@ class TransIPConfig:
         zd = self.species_dim if self.species_dim is not None else self.d_model // 2
         xd = self.position_dim if self.position_dim is not None else max(self.d_model - zd, 1)
         return zd, xd
-
-    def bucketing(self, device: torch.device | str) -> tuple[float, int]:
-        """``(growth, slack)`` of the attention layout on ``device``.
-
-        Unset fields default by device: on a CPU one bucket per distinct molecule size
-        (``1.0, 0``: launches are cheap there, padded pairs are not; measured in
-        ``docs/performance.md``), elsewhere ``1.25, 16`` (fewer, larger kernel launches).
-        """
-        cpu = torch.device(device).type == "cpu"
-        growth = self.bucket_growth if self.bucket_growth is not None else (1.0 if cpu else 1.25)
-        slack = self.bucket_slack if self.bucket_slack is not None else (0 if cpu else 16)
-        return growth, slack
 
     @classmethod
     def preset(cls, name: str, **overrides) -> TransIPConfig:

@@ -195,8 +195,9 @@ class TransIP(nn.Module):
         largest = max(b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True))
         if largest > c.max_atoms:
             raise ValueError(f"a molecule has {largest} atoms; the context length is {c.max_atoms}")
-        growth, slack = c.bucketing(batch.ptr.device)
-        return AttentionLayout.from_offsets(offsets, device=batch.ptr.device, growth=growth, slack=slack)
+        return AttentionLayout.from_offsets(
+            offsets, device=batch.ptr.device, growth=c.bucket_growth, slack=c.bucket_slack
+        )
 
     @property
     def energy_scale(self) -> torch.Tensor:
