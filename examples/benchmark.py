@@ -99,10 +99,10 @@ def system(name: str) -> list[Molecule]:
 
 # --------------------------------------------------------------------------- models
 def adamw(params):
-    """The optimiser of every training step here: AdamW, fused when this torch has the CPU kernel.
+    """The optimiser of every training step here: AdamW with the fused kernel.
 
-    (On CPU the default AdamW loops over parameters: 56 ms per step for TransIP-S's 14M parameters
-    against 15 ms fused, measured with ``python examples/benchmark.py optimizer``.)
+    (On CPU the default AdamW loops over parameters: 49 ms per step for TransIP-S's 14M parameters
+    against 14 ms fused, measured with ``python examples/benchmark.py optimizer``.)
     """
     return torch.optim.AdamW(params, lr=1e-5, fused=True)
 
@@ -550,6 +550,32 @@ def cmd_optimizer(args) -> None:
         print(f"AdamW {k:>8}: {statistics.median(t) * 1e3:6.1f} ms per step (median of {len(t)})")
 
 
+def cmd_exp(args) -> None:
+    """``torch.exp`` of TransIP-S's Gaussian exponents for a 1000-atom cluster's distances, raw and
+    clamped at ``exp_floor`` (underflowing arguments take CPU exp's slow path)."""
+    from transip.model import TransIPConfig
+    from transip.model._rbf_features import exp_floor
+
+    c = TransIPConfig.preset("S")
+    centres = torch.linspace(0.0, c.rbf_cutoff, c.num_rbf)
+    gamma = 0.5 / (c.rbf_cutoff / (c.num_rbf - 1)) ** 2
+    pos = torch.as_tensor(cluster(1000, 0).positions, dtype=torch.float32)
+    r = torch.cdist(pos[: args.rows], pos)  # (rows, 1000): one chunk of the model's loop
+    x = (r[..., None] - centres).square().mul_(-gamma)  # (rows, 1000, K)
+    low = (x < exp_floor(x.dtype)).float().mean().item()
+    print(f"{x.numel()} exponents, {100 * low:.0f}% below exp_floor = {exp_floor(x.dtype):.1f}")
+    variants = {"raw": lambda: torch.exp(x), "clamped": lambda: torch.exp(x.clamp_min(exp_floor(x.dtype)))}
+    times = {k: [] for k in variants}
+    for rep in range(1 + args.repeats):
+        for k, f in variants.items():
+            start = time.perf_counter()
+            f()
+            if rep:
+                times[k].append(time.perf_counter() - start)
+    for k, t in times.items():
+        print(f"exp {k:>8}: {statistics.median(t) * 1e3:7.1f} ms (median of {len(t)})")
+
+
 def cmd_plot(args) -> None:
     """Speedup over MACE against system size, one line per (TransIP, MACE, mode) pair."""
     import matplotlib
@@ -671,6 +697,9 @@ def main(argv=None) -> None:
     compare.add_argument(
         "--compile", action="store_true", help="compile the working tree's blocks (TransIP.compile_blocks)"
     )
+    exp = sub.add_parser("exp", help="CPU exp on underflowing Gaussian exponents, raw vs clamped")
+    exp.add_argument("--rows", type=int, default=65, help="atoms (rows) of the 1000-atom cluster")
+    exp.add_argument("--repeats", type=int, default=7)
     optimizer = sub.add_parser("optimizer", help="AdamW step time: default, foreach, fused")
     optimizer.add_argument("--preset", default="S")
     optimizer.add_argument("--repeats", type=int, default=7)
@@ -685,10 +714,10 @@ def main(argv=None) -> None:
         print(json.dumps(peak_memory_child(json.loads(sys.argv[2]))))
         return
     args = parser.parse_args(argv)
-    if args.command in ("plot", "table", "profile", "optimizer"):
-        {"plot": cmd_plot, "table": cmd_table, "profile": cmd_profile, "optimizer": cmd_optimizer}[
-            args.command
-        ](args)
+    simple = {"plot": cmd_plot, "table": cmd_table, "profile": cmd_profile, "optimizer": cmd_optimizer}
+    simple["exp"] = cmd_exp
+    if args.command in simple:
+        simple[args.command](args)
         return
     if args.quick and args.command == "models":
         args.sizes, args.batches, args.repeats, args.memory = [9, 60, 200], ["32x9"], 3, "largest"

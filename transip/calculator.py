@@ -29,7 +29,7 @@ class TransIPCalculator(Calculator):
             relaxations or long NVE runs); energies are float64 regardless.
         compile: run the model's Transformer blocks through :func:`torch.compile`
             (:meth:`~transip.model.TransIP.compile_blocks`). Off by default: on CPU it was slower
-            than eager and the first call compiles for about a minute (``docs/performance.md``).
+            than eager and the first call compiled for 17 s (``docs/performance.md``).
 
     A model passed in is used as is: like ``nn.Module.to`` it is moved to ``device`` and ``dtype``
     in place and put in eval mode. Pass ``copy.deepcopy(model)`` to leave the original untouched.

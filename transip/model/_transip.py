@@ -100,7 +100,7 @@ class TransIP(nn.Module):
         backward``). Weights are shared with the eager blocks and the state dict is unchanged.
 
         Measured on a 2-core CPU (``docs/performance.md``): it does not pay there (TransIP-S
-        energy + forces 0.5-0.6x the eager speed, 45-90 s to compile), so it is off by default.
+        energy + forces at 0.64-0.68x the eager speed, 17 s to compile), so it is off by default.
 
         Args:
             enable: ``False`` returns to the eager blocks.
