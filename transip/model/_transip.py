@@ -124,7 +124,9 @@ class TransIP(nn.Module):
         if conservative and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
         with torch.set_grad_enabled(torch.is_grad_enabled() or conservative):
-            node = self._encode(positions, batch, double_backward=conservative and training)
+            node = self._encode(
+                positions, batch, double_backward=conservative and training, param_grads=training
+            )
             graph = segment_pool(node, batch.batch, batch.num_molecules, "mean")  # (B, D)
             energy = self._energy(node, graph, batch)  # (B,) float64
             forces = None
@@ -142,7 +144,12 @@ class TransIP(nn.Module):
         return node, segment_pool(node, batch.batch, batch.num_molecules, "mean")
 
     def _encode(
-        self, positions: torch.Tensor, batch: Batch, *, double_backward: bool = False
+        self,
+        positions: torch.Tensor,
+        batch: Batch,
+        *,
+        double_backward: bool = False,
+        param_grads: bool = True,
     ) -> torch.Tensor:
         c, num_molecules = self.config, batch.num_molecules
         layout = self.plan(batch)
@@ -154,6 +161,8 @@ class TransIP(nn.Module):
         if self.rbf is not None:
             # all layers' (H, K) logit-bias maps at once; the (N, N, K) features are never stored
             weight = torch.cat([block.attn.rbf_bias.weight for block in self.blocks])  # (L H, K)
+            # detached outputs never reach the parameters: spare the custom backward their gradient
+            weight = weight if param_grads else weight.detach()
             pair_bias, atom_phi = self.rbf.projected(x, layout, weight)  # [(B_b, N_b, N_b, L H)], (T, K)
             h = h + self.rbf_embed(atom_phi)
             biases = split_layers(pair_bias, c.n_layers)  # L lists of [(B_b, H, N_b, N_b)]
