@@ -1,24 +1,15 @@
 """examples/paper_experiment.py: the quick run's outputs, resume, the rotated test copies, the ratio table."""
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "paper_experiment.py"
-
 
 @pytest.fixture(scope="module")
-def ex():
-    spec = importlib.util.spec_from_file_location("paper_experiment", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def ex(load_example):
+    return load_example("paper_experiment")
 
 
 def test_quick_run_writes_one_finite_record_per_run_tables_and_figure_and_resumes(ex, tmp_path, capsys):

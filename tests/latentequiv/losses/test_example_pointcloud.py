@@ -1,25 +1,12 @@
 """Smoke test of examples/latent_equivariance_pointcloud.py (a few steps; the full run is documented)."""
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import torch
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "latent_equivariance_pointcloud.py"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("latent_equivariance_pointcloud", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_dipole_target_and_input_action_are_equivariant():
-    ex = _load()
+def test_dipole_target_and_input_action_are_equivariant(load_example):
+    ex = load_example("latent_equivariance_pointcloud")
     gen = torch.Generator().manual_seed(0)
     clouds = ex.make_clouds(5, gen)
     from latentequiv import SO3
@@ -30,8 +17,8 @@ def test_dipole_target_and_input_action_are_equivariant():
     torch.testing.assert_close(ex.dipole(rotated), torch.einsum("bij,bj->bi", g, ex.dipole(clouds)))
 
 
-def test_example_runs_all_three_modes_and_prints_the_table(capsys):
-    ex = _load()
+def test_example_runs_all_three_modes_and_prints_the_table(capsys, load_example):
+    ex = load_example("latent_equivariance_pointcloud")
     results = ex.main(
         ["--steps", "3", "--train-size", "16", "--test-size", "16", "--posthoc-steps", "5", "--seed", "1"]
     )
