@@ -7,10 +7,12 @@ OMol25 convention; defaults 0 and 1). Changing either invalidates the cached res
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
+from ase.data import chemical_symbols
 
 from .checkpoint import load_model
 from .data import Batch, Molecule
@@ -71,6 +73,7 @@ class TransIPCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         charge, spin = self._state = _charge_spin(self.atoms)
+        self._warn_unfitted(self.atoms.numbers)
         molecule = Molecule(self.atoms.positions, self.atoms.numbers, charge=charge, spin=spin)
         batch = Batch.from_molecules([molecule], dtype=self.dtype).to(self.device)
         out = self.model(batch, compute_forces=True)  # always: MD asks for both, one pass is cheaper
@@ -80,6 +83,26 @@ class TransIPCalculator(Calculator):
             "free_energy": energy,
             "forces": out.forces.detach().cpu().numpy().astype(np.float64),
         }
+
+    def _warn_unfitted(self, numbers) -> None:
+        """Warn (once per element) about elements without a fitted reference energy.
+
+        A model with element references has a non-zero reference for every element it was trained
+        on; an element with none was absent from its training data, so energies are far off.
+        """
+        refs = self.model.element_energies.detach().cpu()
+        if not bool(refs.any()):
+            return  # a model without references (e.g. untrained): nothing to compare against
+        warned = self.__dict__.setdefault("_warned_elements", set())
+        missing = sorted(int(z) for z in np.unique(numbers) if refs[int(z)] == 0 and int(z) not in warned)
+        if missing:
+            warned.update(missing)
+            warnings.warn(
+                f"TransIPCalculator: the model has no reference energy for "
+                f"{', '.join(chemical_symbols[z] for z in missing)}: it was not trained on these "
+                "elements, so energies of this structure are unreliable",
+                stacklevel=2,
+            )
 
 
 def _charge_spin(atoms) -> tuple[int, int]:

@@ -8,6 +8,7 @@ potential so conservation is not trivially true.
 """
 
 import copy
+import warnings
 from functools import cache
 
 import ase.io
@@ -152,3 +153,22 @@ def test_bfgs_relaxation_converges(trained):
     assert opt.run(fmax=0.01, steps=500)
     assert np.linalg.norm(atoms.get_forces(), axis=1).max() < 0.01
     assert atoms.get_potential_energy() < start_energy
+
+
+def test_warns_once_about_elements_the_model_was_not_trained_on():
+    from ase import Atoms
+
+    torch.manual_seed(0)
+    refs = torch.zeros(119, dtype=torch.float64)
+    refs[[1, 6, 8]] = torch.tensor([-13.6, -1029.8, -2041.3], dtype=torch.float64)
+    atoms = Atoms("CHF", positions=[[0, 0, 0], [0, 0, 1.1], [0, 1.3, 0]])
+    atoms.calc = TransIPCalculator(TransIP(TransIPConfig.preset("tiny"), element_references=refs))
+    with pytest.warns(UserWarning, match="no reference energy for F"):
+        atoms.get_potential_energy()
+    atoms.positions[0, 0] += 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second call does not warn again
+        atoms.get_potential_energy()
+        ok = molecule("CH4")
+        ok.calc = TransIPCalculator(TransIP(TransIPConfig.preset("tiny"), element_references=refs))
+        ok.get_potential_energy()
