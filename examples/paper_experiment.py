@@ -10,6 +10,11 @@ MD test frames share the training frames' orientation, the paper's test data do 
 
     python examples/paper_experiment.py                       # the full experiment, ~50 min on 1 core
     python examples/paper_experiment.py --quick --out /tmp/pe # a smoke run (seconds)
+    python examples/paper_experiment.py --orient random ...   # every structure in its own orientation
+
+With ``--orient random`` every training, validation and test structure is first turned by its own
+fixed Haar-random rotation (positions and forces), as in the paper's OMol25 data, before anything
+else; those runs carry ``-orient_random`` in their id and go to ``*_random`` result files.
 
 One JSON record per run is written to ``<out>/records/`` as soon as the run finishes (atomically);
 a rerun skips runs whose record exists, so an interrupted experiment resumes where it stopped.
@@ -62,6 +67,8 @@ ABLATIONS = {
     "node-mse-50": {"weight": 50.0},
 }
 ROTATION_SEED = 20240917  # the fixed rotations of the rotated test copies
+ORIENT_SEED = 20241203  # the fixed per-structure rotations of ``--orient random`` (all splits)
+ORIENTS = ("as_is", "random")
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class Plan:
     val_size: int = 50
     pool_size: int = 0  # 0: every remaining structure is in the training pool (quick mode caps it)
     lr: float = 3e-3
+    orient: str = "as_is"  # "random": every structure turned by its own fixed rotation first
 
 
 QUICK = Plan(
@@ -185,6 +193,32 @@ def rotated_copy(dataset, seed: int) -> InMemoryDataset:
     return InMemoryDataset(rotate_batch(batch, rotations).to_molecules())
 
 
+def prepare_oriented_data(name: str, plan: Plan, root: Path) -> dict:
+    """The files of :func:`prepare_data`, each structure turned by its own fixed random rotation.
+
+    The as-is files are written under ``root / "as_is"`` first (the same split as the main
+    experiment); the turned copies go under ``root / "random"``. Every file has its own rotation
+    seed, so no two structures share a rotation and the test copies' later rotations are unrelated.
+    """
+    plain = prepare_data(name, plan, root / "as_is")
+    target = root / "random"
+    target.mkdir(parents=True, exist_ok=True)
+    sources = {
+        "pool": plain["pool"],
+        "val": plain["val"],
+        **{f"test:{k}": v for k, v in plain["tests"].items()},
+    }
+    out = {key: target / src.name for key, src in sources.items()}
+    if not all(p.is_file() for p in out.values()):
+        for i, (key, src) in enumerate(sources.items()):
+            _write_atomic(list(rotated_copy(read_dataset(src), ORIENT_SEED + 1000 * i)), out[key])
+    return {
+        "pool": out["pool"],
+        "val": out["val"],
+        "tests": {k: out[f"test:{k}"] for k in plain["tests"]},
+    }
+
+
 # ----------------------------------------------------------------------------- runs
 
 
@@ -198,10 +232,12 @@ class Job:
     size: int
     seed: int
     variant: str = "node-mse-5"
+    orient: str = "as_is"
 
     @property
     def id(self) -> str:
         tail = f"-{self.variant}" if self.group == "ablation" else ""
+        tail += f"-orient_{self.orient}" if self.orient != "as_is" else ""
         return f"{self.group}-{self.dataset}-{self.mode}-n{self.size}-s{self.seed}{tail}"
 
 
@@ -209,13 +245,28 @@ def jobs(plan: Plan) -> list[Job]:
     """Every run of the plan, scaling first; the ablations' default variant reuses a scaling run."""
     out = []
     for s in plan.seeds:  # seed-major: a stopped experiment has every setting at fewer seeds
-        scaling = [Job("scaling", d, m, n, s) for d in plan.datasets for n in plan.sizes for m in plan.modes]
+        scaling = [
+            Job("scaling", d, m, n, s, orient=plan.orient)
+            for d in plan.datasets
+            for n in plan.sizes
+            for m in plan.modes
+        ]
         have = {(j.dataset, j.mode, j.size) for j in scaling}
         out += scaling
         for variant in plan.ablations:
             if variant == "node-mse-5" and (plan.ablation_dataset, "transip", plan.ablation_size) in have:
                 continue
-            out.append(Job("ablation", plan.ablation_dataset, "transip", plan.ablation_size, s, variant))
+            out.append(
+                Job(
+                    "ablation",
+                    plan.ablation_dataset,
+                    "transip",
+                    plan.ablation_size,
+                    s,
+                    variant,
+                    orient=plan.orient,
+                )
+            )
     return out
 
 
@@ -278,6 +329,7 @@ def run_job(job: Job, plan: Plan, out: Path, data: dict, tests: dict) -> dict:
         "size": job.size,
         "seed": job.seed,
         "variant": job.variant,
+        "orient": job.orient,
         "equivariance": {
             "target": cfg.equivariance.target,
             "loss": cfg.equivariance.loss,
@@ -317,7 +369,10 @@ def run_all(plan: Plan, out: Path, *, log=print, report_only: bool = False) -> l
         if report_only:
             continue
         if job.dataset not in prepared:
-            data = prepare_data(job.dataset, plan, out / "data")
+            if plan.orient == "random":
+                data = prepare_oriented_data(job.dataset, plan, out / "data")
+            else:
+                data = prepare_data(job.dataset, plan, out / "data")
             tests = {}
             for i, (name, p) in enumerate(data["tests"].items()):
                 ds = read_dataset(p)
@@ -561,9 +616,18 @@ def plot_latent_vs_accuracy(records: list[dict], path: Path, view: str = "rotate
 
 
 def summarise(records: list[dict], plan: Plan) -> str:
-    """All markdown tables."""
+    """All markdown tables (headed by the orientation when it is not the data's own)."""
+    head = (
+        []
+        if plan.orient == "as_is"
+        else [
+            "## Randomly oriented data: every training, validation and test structure turned by its "
+            "own fixed rotation first (``--orient random``)"
+        ]
+    )
     return "\n\n".join(
         [
+            *head,
             "### TransIP / TransAug error ratio, rotated test structures "
             "(paired by seed; < 1: TransIP better)\n\n" + ratio_table(records, plan, "rotated"),
             "### TransIP / TransAug error ratio, test structures as they are\n\n"
@@ -599,6 +663,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", nargs="+", choices=MODES)
     p.add_argument("--steps", type=int)
     p.add_argument("--no-ablations", action="store_true")
+    p.add_argument(
+        "--orient",
+        choices=ORIENTS,
+        default="as_is",
+        help="random: turn every training, validation and test structure by its own fixed rotation "
+        "first (run ids get -orient_random; default output names get _random)",
+    )
     p.add_argument("--report-only", action="store_true", help="train nothing; tabulate the existing records")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -610,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         "modes": tuple(args.modes) if args.modes else None,
         "steps": args.steps,
         "ablations": () if args.no_ablations else None,
+        "orient": args.orient,
     }
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     torch.set_num_threads(1)
@@ -627,15 +699,20 @@ def main(argv: list[str] | None = None) -> int:
         + f", {os.cpu_count()} CPUs, 1 thread",
         "date": time.strftime("%Y-%m-%d"),
         "rotation_seed": ROTATION_SEED,
+        "orient": plan.orient,
+        "orient_seed": ORIENT_SEED if plan.orient == "random" else None,
         "total_train_seconds": sum(r["wall_seconds"] for r in records),
     }
-    _write_json({"meta": meta, "runs": records}, args.results or args.out / "experiment_results.json")
-    tables_path = args.tables or args.out / "experiment_tables.md"
+    suffix = "" if plan.orient == "as_is" else f"_{plan.orient}"
+    _write_json(
+        {"meta": meta, "runs": records}, args.results or args.out / f"experiment_results{suffix}.json"
+    )
+    tables_path = args.tables or args.out / f"experiment_tables{suffix}.md"
     tables_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tables_path.with_name(f".{tables_path.name}.tmp-{os.getpid()}")
     tmp.write_text(tables + "\n")
     os.replace(tmp, tables_path)
-    plot_latent_vs_accuracy(records, args.figure or args.out / "experiment_latent_vs_accuracy.png")
+    plot_latent_vs_accuracy(records, args.figure or args.out / f"experiment_latent_vs_accuracy{suffix}.png")
     print(f"{len(records)} runs; this invocation took {time.perf_counter() - t0:.0f} s", flush=True)
     return 0
 
