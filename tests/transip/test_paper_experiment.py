@@ -1,5 +1,6 @@
 """examples/paper_experiment.py: the quick run's outputs, resume, the rotated test copies, the ratio table."""
 
+import dataclasses
 import json
 import math
 
@@ -108,3 +109,48 @@ def test_ratio_table_pairs_transip_with_transaug_by_seed(ex):
     row = ex.ratio_table(records, plan).splitlines()[2]
     # seeds: F MAE 0.5 and 1.0 -> mean 0.75, sample std 0.354; (1 - cos): 0.5 and 1.0 alike
     assert row == "| ethanol | test | 50 | 1.00 ± 0.00 | 1.00 ± 0.00 | 0.75 ± 0.35 | 0.75 ± 0.35 |"
+
+
+def _fit_rotation(a, b):
+    """The proper rotation R with (b - mean b) = (a - mean a) @ R.T, by the Kabsch method."""
+    a0, b0 = a - a.mean(0), b - b.mean(0)
+    u, _, vt = np.linalg.svd(b0.T @ a0)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def test_orient_random_turns_every_split_rigidly_with_forces_by_its_own_fixed_rotation(ex, tmp_path):
+    from transip.data import read_dataset
+
+    plan = dataclasses.replace(ex.QUICK, max_test=5, pool_size=6, val_size=4, orient="random")
+    data = ex.prepare_oriented_data("ethanol", plan, tmp_path / "data")
+    plain = {"pool": "ethanol_pool", "val": "ethanol_val", "test": "ethanol_test"}
+    turned = {"pool": data["pool"], "val": data["val"], "test": data["tests"]["test"]}
+    rotations = []
+    for key, path in turned.items():
+        a_set = read_dataset(tmp_path / "data" / "as_is" / f"{plain[key]}.extxyz")
+        b_set = read_dataset(path)
+        assert len(a_set) == len(b_set) > 0
+        for a, b in zip(a_set, b_set, strict=True):
+            assert b.energy == a.energy and (b.numbers == a.numbers).all()
+            r = _fit_rotation(a.positions, b.positions)
+            np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+            assert np.linalg.det(r) > 0  # a rotation, not a reflection
+            # the whole structure moves rigidly ...
+            a0, b0 = a.positions - a.positions.mean(0), b.positions - b.positions.mean(0)
+            np.testing.assert_allclose(b0, a0 @ r.T, atol=1e-7)
+            # ... and its forces turn with the same rotation
+            np.testing.assert_allclose(b.forces, a.forces @ r.T, atol=1e-7)
+            rotations.append(r)
+    # every structure has its own rotation, none is the identity
+    flat = np.stack([r.ravel() for r in rotations])
+    assert all(np.abs(r - np.eye(3)).max() > 1e-3 for r in rotations)
+    gaps = np.abs(flat[:, None] - flat[None]).max(-1) + np.eye(len(flat))
+    assert gaps.min() > 1e-3
+    # fixed: preparing again elsewhere gives the same files
+    again = ex.prepare_oriented_data("ethanol", plan, tmp_path / "again")
+    assert again["pool"].read_text() == data["pool"].read_text()
+    # the run key carries the orientation, so these runs never share a record with the main ones
+    ids = {j.id for j in ex.jobs(plan)}
+    assert all(i.endswith("-orient_random") for i in ids)
+    assert ids.isdisjoint(j.id for j in ex.jobs(dataclasses.replace(plan, orient="as_is")))
