@@ -636,8 +636,14 @@ def summarise(records: list[dict], plan: Plan) -> str:
             "### Symmetry errors on the first test set\n\n" + symmetry_table(records, plan),
             "### Rank correlation of the latent error with each error metric "
             "(first test set, rotated; Spearman)\n\n" + correlation_table(records, plan),
-            f"### Ablations ({plan.ablation_dataset}, {plan.ablation_size} training structures, TransIP)\n\n"
-            + ablation_table(records, plan),
+            *(
+                [
+                    f"### Ablations ({plan.ablation_dataset}, {plan.ablation_size} training structures, "
+                    "TransIP)\n\n" + ablation_table(records, plan)
+                ]
+                if plan.ablations
+                else []
+            ),
         ]
     )
 
