@@ -8,8 +8,11 @@ potential so conservation is not trivially true.
 """
 
 import copy
+import gzip
+import io
 import warnings
 from functools import cache
+from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -25,14 +28,20 @@ from transip.checkpoint import save_checkpoint
 from transip.data import Batch, Molecule, bundled_dataset
 from transip.model import TransIP, TransIPConfig
 
-ETHANOL = str(bundled_dataset("ethanol_train"))
-G2 = str(bundled_dataset("g2_xtb"))
+
+@cache
+def _ethanol_frames() -> tuple:
+    """The bundled rMD17 ethanol training frames (decompressed once: ASE seeks through .gz slowly)."""
+    with gzip.open(bundled_dataset("ethanol_train"), "rt") as f:
+        return tuple(ase.io.read(io.StringIO(f.read()), ":", format="extxyz"))
+
+G2_SMALL = str(Path(__file__).parent / "fixtures" / "g2_xtb_small.extxyz")
 
 
 @cache
 def _train_tiny(n_frames: int, steps: int) -> TransIP:
     """Fit a tiny TransIP to ethanol energies and forces with Adam (full batch)."""
-    frames = ase.io.read(ETHANOL, f":{n_frames}")
+    frames = _ethanol_frames()[:n_frames]
     mols = [
         Molecule(a.positions, a.numbers, energy=a.get_potential_energy(), forces=a.get_forces())
         for a in frames
@@ -64,7 +73,7 @@ def trained() -> TransIP:
 
 
 def _ethanol(i: int = 0):
-    return ase.io.read(ETHANOL, i)
+    return _ethanol_frames()[i].copy()
 
 
 def _nve(model, dtype, dt_fs: float, steps: int, temperature: float = 300.0):
@@ -91,8 +100,8 @@ def _nve(model, dtype, dt_fs: float, steps: int, temperature: float = 300.0):
 def test_calculator_matches_model(dtype):
     torch.manual_seed(0)
     model = TransIP(TransIPConfig.preset("tiny"))
-    # the first charged open-shell frame of the bundled GFN2-xTB set
-    atoms = next(a for a in ase.io.iread(G2) if a.info["charge"] != 0 and a.info["spin"] != 1)
+    # a charged open-shell GFN2-xTB frame (test fixture)
+    atoms = next(a for a in ase.io.iread(G2_SMALL) if a.info["charge"] != 0 and a.info["spin"] != 1)
     assert (atoms.info["charge"], atoms.info["spin"]) != (0, 1)
     atoms.calc = TransIPCalculator(model, dtype=dtype)
     mol = Molecule(atoms.positions, atoms.numbers, charge=atoms.info["charge"], spin=atoms.info["spin"])

@@ -4,14 +4,13 @@ import math
 from dataclasses import replace
 from functools import cache
 
-import ase.io
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latentequiv.groups import SO3
-from transip.data import Batch, Molecule, bundled_dataset
+from transip.data import Batch, Molecule, bundled_dataset, read_dataset
 from transip.model import TransIP, TransIPConfig
 from transip.symmetry import rotate_batch
 
@@ -22,15 +21,16 @@ F64 = torch.float64
 @cache
 def g2_molecules() -> tuple[Molecule, ...]:
     """One frame of each size 3..14 and of each charge/spin state from the bundled GFN2-xTB set."""
-    frames = ase.io.read(G2, ":")
+    # ASE's own reader seeks through a .gz file slowly (~30 s here); read_dataset decompresses once
+    dataset = read_dataset(G2)
     first, state = {}, {}
-    for i, atoms in enumerate(frames):
-        first.setdefault(len(atoms), i)
-        state.setdefault((atoms.info["charge"], atoms.info["spin"]), i)
-    picks = [frames[first[n]] for n in sorted(first)] + [frames[i] for _, i in sorted(state.items())]
+    for i in range(len(dataset)):
+        mol = dataset[i]
+        first.setdefault(len(mol.numbers), i)
+        state.setdefault((mol.charge, mol.spin), i)
+    picks = [first[n] for n in sorted(first)] + [i for _, i in sorted(state.items())]
     return tuple(
-        Molecule(a.positions, a.numbers, charge=int(a.info["charge"]), spin=int(a.info["spin"]))
-        for a in picks
+        Molecule(m.positions, m.numbers, charge=m.charge, spin=m.spin) for m in (dataset[i] for i in picks)
     )
 
 
