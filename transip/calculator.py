@@ -63,6 +63,7 @@ class TransIPCalculator(Calculator):
         self.device = torch.device(device)
         self.dtype = dtype
         self._state: tuple[int, int] | None = None
+        self._warned_elements: set[int] = set()  # see _warn_unfitted
 
     def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
         changes = super().check_state(atoms, tol)
@@ -93,10 +94,11 @@ class TransIPCalculator(Calculator):
         refs = self.model.element_energies.detach().cpu()
         if not bool(refs.any()):
             return  # a model without references (e.g. untrained): nothing to compare against
-        warned = self.__dict__.setdefault("_warned_elements", set())
-        missing = sorted(int(z) for z in np.unique(numbers) if refs[int(z)] == 0 and int(z) not in warned)
+        missing = sorted(
+            int(z) for z in np.unique(numbers) if refs[int(z)] == 0 and int(z) not in self._warned_elements
+        )
         if missing:
-            warned.update(missing)
+            self._warned_elements.update(missing)
             warnings.warn(
                 f"TransIPCalculator: the model has no reference energy for "
                 f"{', '.join(chemical_symbols[z] for z in missing)}: it was not trained on these "
