@@ -63,7 +63,11 @@ class TransIPCalculator(Calculator):
         self.device = torch.device(device)
         self.dtype = dtype
         self._state: tuple[int, int] | None = None
-        self._warned_elements: set[int] = set()  # see _warn_unfitted
+        # elements without a fitted reference (absent from the training data), warned about once each;
+        # a model without any references (e.g. untrained) has nothing to compare against
+        refs = self.model.element_energies.detach().cpu().numpy()
+        self._unfitted = set(np.flatnonzero(refs == 0).tolist()) if refs.any() else set()
+        self._warned_elements: set[int] = set()
 
     def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
         changes = super().check_state(atoms, tol)
@@ -91,12 +95,9 @@ class TransIPCalculator(Calculator):
         A model with element references has a non-zero reference for every element it was trained
         on; an element with none was absent from its training data, so energies are far off.
         """
-        refs = self.model.element_energies.detach().cpu()
-        if not bool(refs.any()):
-            return  # a model without references (e.g. untrained): nothing to compare against
-        missing = sorted(
-            int(z) for z in np.unique(numbers) if refs[int(z)] == 0 and int(z) not in self._warned_elements
-        )
+        if not self._unfitted:
+            return
+        missing = sorted((set(np.unique(numbers).tolist()) & self._unfitted) - self._warned_elements)
         if missing:
             self._warned_elements.update(missing)
             warnings.warn(
