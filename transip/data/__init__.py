@@ -6,7 +6,7 @@ contract (keys, conventions, the ``.aselmdb`` layout, error messages) is in ``do
 
 from ._ase_files import AseDbDataset, read_ase_file
 from ._aselmdb import AseLmdbDataset, write_aselmdb
-from ._batch import Batch
+from ._batch import Batch, HostSummary
 from ._bundled import BUNDLED_DATASETS, bundled_dataset
 from ._convert import molecule_from_atoms, molecule_to_atoms
 from ._dataset import (
@@ -38,6 +38,7 @@ __all__ = [
     "DataError",
     "DatasetSummary",
     "ElementReferences",
+    "HostSummary",
     "FixedCountSampler",
     "InMemoryDataset",
     "Molecule",

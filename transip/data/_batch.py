@@ -18,6 +18,25 @@ import torch
 from ._molecule import Molecule
 
 
+@dataclass(frozen=True)
+class HostSummary:
+    """What the model needs to know about a batch before it runs, kept as host integers.
+
+    :meth:`Batch.from_molecules` fills it from the molecules it packs, so a forward pass on an
+    accelerator never has to read the device to lay out attention or to check its input ranges.
+
+    Attributes:
+        offsets: the values of ``ptr``.
+        numbers, charge, spin: ``(min, max)`` of the atomic numbers, charges and spin
+            multiplicities.
+    """
+
+    offsets: tuple[int, ...]
+    numbers: tuple[int, int]
+    charge: tuple[int, int]
+    spin: tuple[int, int]
+
+
 @dataclass
 class Batch:
     """A packed batch of molecules.
@@ -32,6 +51,10 @@ class Batch:
         energy: ``(B,)`` total energies in eV, or ``None`` if any molecule is unlabelled.
         forces: ``(T, 3)`` forces in eV/Å, or ``None`` if any molecule lacks forces.
         sources: per-molecule subset labels (tuple of str, length B).
+        host: a :class:`HostSummary` of ``ptr``, ``numbers``, ``charge`` and ``spin``, or ``None``
+            (the model then reads them from the device once per forward pass). Whoever replaces
+            one of those four fields must drop it (``host=None``); moving the batch or replacing
+            positions, forces or labels keeps it valid.
     """
 
     positions: torch.Tensor
@@ -43,6 +66,16 @@ class Batch:
     energy: torch.Tensor | None = None
     forces: torch.Tensor | None = None
     sources: tuple[str, ...] = ()
+    host: HostSummary | None = None
+
+    def __post_init__(self) -> None:
+        h = self.host
+        if h is not None and (len(h.offsets) != self.ptr.numel() or h.offsets[-1] != self.numbers.shape[0]):
+            raise ValueError(
+                f"Batch.host describes {len(h.offsets) - 1} molecules and {h.offsets[-1]} atoms, the batch "
+                f"holds {self.ptr.numel() - 1} and {self.numbers.shape[0]}; pass host=None after "
+                "replacing ptr, numbers, charge or spin"
+            )
 
     @property
     def num_molecules(self) -> int:
@@ -100,23 +133,32 @@ class Batch:
         """Pack molecules into one batch (no padding)."""
         if len(molecules) == 0:
             raise ValueError("cannot build a Batch from zero molecules")
-        sizes = torch.tensor([len(m) for m in molecules], dtype=torch.long)
-        ptr = torch.zeros(len(molecules) + 1, dtype=torch.long)
-        ptr[1:] = torch.cumsum(sizes, 0)
+        sizes = np.array([len(m) for m in molecules], dtype=np.int64)
+        offsets = np.zeros(len(molecules) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
         positions = torch.from_numpy(np.concatenate([m.positions for m in molecules])).to(dtype)
-        numbers = torch.from_numpy(np.concatenate([m.numbers for m in molecules]))
+        z = np.concatenate([m.numbers for m in molecules]).astype(np.int64, copy=False)
+        charge = [int(m.charge) for m in molecules]
+        spin = [int(m.spin) for m in molecules]
         has_e = all(m.energy is not None for m in molecules)
         has_f = all(m.forces is not None for m in molecules)
+        host = HostSummary(
+            offsets=tuple(offsets.tolist()),
+            numbers=(int(z.min()), int(z.max())) if z.size else (1, 1),
+            charge=(min(charge), max(charge)),
+            spin=(min(spin), max(spin)),
+        )
         return cls(
             positions=positions,
-            numbers=numbers,
-            ptr=ptr,
-            batch=torch.repeat_interleave(torch.arange(len(molecules)), sizes),
-            charge=torch.tensor([m.charge for m in molecules], dtype=torch.long),
-            spin=torch.tensor([m.spin for m in molecules], dtype=torch.long),
+            numbers=torch.from_numpy(z),
+            ptr=torch.from_numpy(offsets),
+            batch=torch.from_numpy(np.repeat(np.arange(len(molecules), dtype=np.int64), sizes)),
+            charge=torch.tensor(charge, dtype=torch.long),
+            spin=torch.tensor(spin, dtype=torch.long),
             energy=torch.tensor([m.energy for m in molecules], dtype=torch.float64) if has_e else None,
             forces=torch.from_numpy(np.concatenate([m.forces for m in molecules])).to(dtype)
             if has_f
             else None,
             sources=tuple(m.source for m in molecules),
+            host=host,
         )

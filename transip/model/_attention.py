@@ -20,6 +20,7 @@ import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -56,6 +57,11 @@ class Bucket:
         if self.start != 0 or count != x.shape[0]:
             x = x.narrow(0, self.start, count)
         return x.unflatten(0, shape)
+
+
+def _device(array: np.ndarray, device) -> torch.Tensor:
+    """A fresh host array as a tensor on ``device`` (shares its memory on the CPU)."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
 
 def _group_sizes(sizes: list[int], growth: float, slack: int) -> list[list[int]]:
@@ -122,29 +128,30 @@ class AttentionLayout:
     ) -> AttentionLayout:
         """:meth:`from_ptr` from host integers (no device read); the tensors go to ``device``."""
         sizes = [b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        # index bookkeeping in numpy on the host; only the finished index tensors go to the device
         buckets, slots, rows, row = [], [], [], 0
         for members in _group_sizes(sizes, growth, slack):
-            start = torch.tensor([offsets[b] for b in members], dtype=torch.long)  # (B_b,)
-            count = torch.tensor([sizes[b] for b in members], dtype=torch.long)  # (B_b,)
-            width = max(sizes[b] for b in members)
-            arange = torch.arange(width, dtype=torch.long)
+            start = np.array([offsets[b] for b in members], dtype=np.int64)  # (B_b,)
+            count = np.array([sizes[b] for b in members], dtype=np.int64)  # (B_b,)
+            width = int(count.max())
+            arange = np.arange(width, dtype=np.int64)
             mask = arange[None, :] < count[:, None]  # (B_b, N_b)
-            index = torch.where(mask, start[:, None] + arange[None, :], start[:, None])
-            padded = any(sizes[b] != width for b in members)
+            index = np.where(mask, start[:, None] + arange[None, :], start[:, None])
+            padded = bool((count != width).any())
             adjacent = all(b + 1 == c for b, c in zip(members[:-1], members[1:], strict=True))
             run = offsets[members[0]] if adjacent and not padded else None
-            buckets.append(Bucket(index.to(device), mask.to(device), padded, run))
+            buckets.append(Bucket(_device(index, device), _device(mask, device), padded, run))
             slots.append(index[mask])
-            rows.append(torch.nonzero(mask.flatten()).squeeze(1) + row)
-            row += mask.numel()
-        order = torch.cat(slots) if slots else torch.zeros(0, dtype=torch.long)
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(order.numel())
+            rows.append(np.flatnonzero(mask) + row)
+            row += mask.size
+        order = np.concatenate(slots) if slots else np.zeros(0, dtype=np.int64)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size)
         if buckets and all(b.start is not None for b in buckets):
             runs = tuple(sorted(range(len(buckets)), key=lambda i: buckets[i].start))
-            return cls(tuple(buckets), inverse.to(device), int(offsets[-1]), None, runs)
-        packed_rows = torch.cat(rows)[inverse] if rows else torch.zeros(0, dtype=torch.long)
-        return cls(tuple(buckets), inverse.to(device), int(offsets[-1]), packed_rows.to(device))
+            return cls(tuple(buckets), _device(inverse, device), int(offsets[-1]), None, runs)
+        packed_rows = np.concatenate(rows)[inverse] if rows else np.zeros(0, dtype=np.int64)
+        return cls(tuple(buckets), _device(inverse, device), int(offsets[-1]), _device(packed_rows, device))
 
     def gather(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Packed ``(T, *F)`` to one ``(B_b, N_b, *F)`` block per bucket (padding holds copies)."""

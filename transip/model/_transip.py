@@ -182,19 +182,24 @@ class TransIP(nn.Module):
     def plan(self, batch: Batch) -> AttentionLayout:
         """Check the batch against the model's ranges and bucket its molecules for attention.
 
-        Everything the host needs (the molecule offsets for the layout, the extremes of atomic
-        numbers, charges and spins for the checks) comes back in **one** small read, so a forward
-        pass on an accelerator waits for the device once; the detailed error messages are only
-        computed when a value is out of range.
+        Everything the host needs is the molecule offsets (for the layout) and the extremes of
+        atomic numbers, charges and spins (for the checks). A batch from
+        :meth:`Batch.from_molecules` carries them on the host (``batch.host``), so the pass reads
+        nothing from the device; otherwise they come back in **one** small read. The detailed
+        error messages are only computed when a value is out of range.
 
         Raises:
             ValueError: an atomic number outside ``1..max_z``, a charge or spin multiplicity outside
                 the configured ranges, or a molecule longer than ``max_atoms``.
         """
         c = self.config
-        extremes = [v for t in (batch.numbers, batch.charge, batch.spin) for v in torch.aminmax(t)]
-        host = torch.cat([batch.ptr, torch.stack(extremes).to(batch.ptr)]).tolist()
-        offsets, (z_lo, z_hi, q_lo, q_hi, s_lo, s_hi) = host[:-6], host[-6:]
+        if batch.host is not None:
+            h = batch.host
+            offsets, (z_lo, z_hi), (q_lo, q_hi), (s_lo, s_hi) = h.offsets, h.numbers, h.charge, h.spin
+        else:
+            extremes = [v for t in (batch.numbers, batch.charge, batch.spin) for v in torch.aminmax(t)]
+            host = torch.cat([batch.ptr, torch.stack(extremes).to(batch.ptr)]).tolist()
+            offsets, (z_lo, z_hi, q_lo, q_hi, s_lo, s_hi) = host[:-6], host[-6:]
         if z_lo < 1 or z_hi > c.max_z:
             check_numbers(batch.numbers, c.max_z)
         if not (c.charge_range[0] <= q_lo and q_hi <= c.charge_range[1]) or not (
