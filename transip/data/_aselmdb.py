@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._convert import pop_energy
 from ._dataset import MoleculeDataset, ReadOptions
 from ._molecule import Molecule
-from ._validation import DataError
+from ._validation import DataError, validate_molecule
 
 _RESERVED = ("nextid", "deleted_ids", "metadata")
 # Map size only bounds how large a file may grow; LMDB files are sparse, so this costs nothing.
@@ -174,6 +175,25 @@ class AseLmdbDataset(MoleculeDataset):
         where = f"{self.files[part]}[{local}]"
         row = self.read_row(index)
         return self.options.molecule(where=where, source=self.files[part].name, **_row_to_parts(row))
+
+    def _numbers_energy(self, index: int) -> tuple[np.ndarray, float | None]:
+        # The row is decoded whole (JSON), but no Molecule is built and the k-d tree distance
+        # check is skipped: the full read of the same row still runs it.
+        part, local = self._locate(index)
+        where = f"{self.files[part]}[{local}]"
+        parts = _row_to_parts(self.read_row(index))
+        energy = pop_energy(parts["info"], parts["results"], energy_key=self.options.energy_key, where=where)
+        numbers = np.asarray(parts["numbers"], dtype=np.int64)
+        if self.options.validate:
+            light = Molecule(np.asarray(parts["positions"], dtype=np.float64), numbers, energy=energy)
+            validate_molecule(
+                light,
+                where=where,
+                max_atoms=self.options.max_atoms,
+                allowed_numbers=self.options.allowed_numbers,
+                min_distance=None,
+            )
+        return numbers, energy
 
     def _compute_sizes(self) -> np.ndarray:
         return np.array([len(self.read_row(i)["numbers"]) for i in range(len(self))], dtype=np.int64)

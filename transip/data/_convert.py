@@ -33,6 +33,28 @@ def _integer(value, *, where: str, field: str) -> int:
     raise DataError(where, field, f"expected an integer, got {value!r}")
 
 
+def pop_energy(info: dict, results: dict, *, energy_key: str | None, where: str) -> float | None:
+    """The energy label in eV by the rules of :func:`molecule_from_atoms`, or ``None``.
+
+    With ``energy_key`` the entry is removed from ``info`` (it becomes the label, not metadata).
+
+    Raises:
+        DataError: the value found is not a number.
+    """
+    if energy_key is None:
+        energy = results.get("energy")
+    else:
+        energy = info.pop(energy_key, None)
+        if energy is None:
+            energy = results.get(energy_key)
+    if energy is None:
+        return None
+    try:
+        return float(np.asarray(energy).item())
+    except (TypeError, ValueError) as err:
+        raise DataError(where, "energy", f"expected a number, got {energy!r}") from err
+
+
 def molecule_from_parts(
     *,
     positions,
@@ -57,17 +79,7 @@ def molecule_from_parts(
     """
     info = dict(info)
     arrays = arrays or {}
-    if energy_key is None:
-        energy = results.get("energy")
-    else:
-        energy = info.pop(energy_key, None)
-        if energy is None:
-            energy = results.get(energy_key)
-    if energy is not None:
-        try:
-            energy = float(np.asarray(energy).item())
-        except (TypeError, ValueError) as err:
-            raise DataError(where, "energy", f"expected a number, got {energy!r}") from err
+    energy = pop_energy(info, results, energy_key=energy_key, where=where)
 
     if forces_key is None:
         forces = results.get("forces")

@@ -144,6 +144,23 @@ class MoleculeDataset(torch.utils.data.Dataset):
         for i in range(len(self)):
             yield self._get(i)
 
+    def numbers_and_energies(self) -> Iterator[tuple[np.ndarray, float | None]]:
+        """``(numbers, energy)`` of every molecule in order: what reference fits and element censuses read.
+
+        Lazy readers skip building whole molecules here (for ``.aselmdb``: forces, charge and
+        spin are not converted and the interatomic-distance check is left to the full read);
+        the checks on what is returned (elements, atom count, finite energy) still run.
+
+        Yields:
+            ``(numbers, energy)``: ``(N,)`` int64 atomic numbers and the energy in eV or ``None``.
+        """
+        for i in range(len(self)):
+            yield self._numbers_energy(i)
+
+    def _numbers_energy(self, index: int) -> tuple[np.ndarray, float | None]:
+        mol = self._get(index)
+        return mol.numbers, mol.energy
+
     def sources(self) -> list[str]:
         """The ``source`` label of every molecule (reads every molecule once; cached)."""
         cached = self.__dict__.get("_sources")
@@ -208,6 +225,9 @@ class SubsetDataset(MoleculeDataset):
     def _get(self, index: int) -> Molecule:
         return self.dataset[int(self.indices[index])]
 
+    def _numbers_energy(self, index: int) -> tuple[np.ndarray, float | None]:
+        return self.dataset._numbers_energy(int(self.indices[index]))
+
     def _compute_sizes(self) -> np.ndarray:
         return self.dataset.sizes[self.indices]
 
@@ -228,10 +248,17 @@ class ConcatMoleculeDataset(MoleculeDataset):
     def __len__(self) -> int:
         return int(self._ends[-1]) if self._ends else 0
 
-    def _get(self, index: int) -> Molecule:
+    def _locate(self, index: int) -> tuple[MoleculeDataset, int]:
         part = bisect.bisect_right(self._ends, index)
-        start = self._ends[part - 1] if part else 0
-        return self.datasets[part][index - start]
+        return self.datasets[part], index - (self._ends[part - 1] if part else 0)
+
+    def _get(self, index: int) -> Molecule:
+        dataset, local = self._locate(index)
+        return dataset[local]
+
+    def _numbers_energy(self, index: int) -> tuple[np.ndarray, float | None]:
+        dataset, local = self._locate(index)
+        return dataset._numbers_energy(local)
 
     def _compute_sizes(self) -> np.ndarray:
         if not self.datasets:

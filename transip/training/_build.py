@@ -20,8 +20,10 @@ from torch import nn
 from latentequiv.losses import contrastive_latent_loss, latent_equivariance_loss
 from latentequiv.tau import HyperLinearTau, IdentityTau, MLPTau
 from transip.data import (
+    MAX_Z,
     AtomBudgetSampler,
     ElementReferences,
+    MoleculeDataset,
     ReferenceFitReport,
     bundled_dataset,
     read_dataset,
@@ -137,6 +139,8 @@ def fit_references(train) -> ReferenceFit:
 
     The scale is the unit the energy head predicts in, so the referenced energies the head must
     produce are of order one at the start (floored at 1 meV so a perfect fit cannot divide by zero).
+    The fit streams (memory independent of the training set's size) and reads ``(numbers,
+    energy)`` twice, the second time for the exact residual MAE (:meth:`ElementReferences.fit`).
     """
     refs, report = ElementReferences.fit(train)
     return ReferenceFit(refs, report, max(report.rmse, 1e-3))
@@ -150,10 +154,14 @@ def warn_unseen_elements(dataset, trained: tuple[int, ...], name: str) -> list[i
     """
     if dataset is None:
         return []
-    seen: set[int] = set()
-    for mol in dataset:
-        seen.update(np.unique(mol.numbers).tolist())
-    unseen = sorted(seen - set(trained))
+    if isinstance(dataset, MoleculeDataset):  # without building whole molecules where it can
+        numbers = (z for z, _ in dataset.numbers_and_energies())
+    else:
+        numbers = (mol.numbers for mol in dataset)
+    seen = np.zeros(MAX_Z + 1, dtype=bool)
+    for z in numbers:
+        seen[z] = True
+    unseen = sorted(set(np.flatnonzero(seen).tolist()) - set(trained))
     if unseen:
         logging.getLogger("transip.training").warning(
             "%s contains elements absent from the training set: %s (reference energy 0, untrained "

@@ -181,3 +181,45 @@ def test_cross_check_with_ase_db_backends(g2_molecules, tmp_path):
     db.close()
     for a, b in zip(mols, read_dataset(theirs), strict=True):
         _assert_same(a, b)
+
+
+def test_numbers_and_energies_match_the_full_read(g2_molecules, tmp_path):
+    """The light iteration returns what whole molecules hold, also through subsets and concatenation."""
+    mols = list(g2_molecules)
+    for i, m in enumerate(mols):
+        m.info = {**m.info, "ref_energy": -float(i)}
+    write_aselmdb(tmp_path / "a.aselmdb", mols[:12])
+    write_aselmdb(tmp_path / "b.aselmdb", mols[12:])
+    for kwargs in ({}, {"energy_key": "ref_energy"}):
+        ds = read_dataset(tmp_path, **kwargs)
+        pairs = list(ds.numbers_and_energies())
+        assert len(pairs) == len(mols)
+        for (numbers, energy), full in zip(pairs, ds, strict=True):
+            assert numbers.dtype == np.int64 and np.array_equal(numbers, full.numbers)
+            assert energy == full.energy
+        assert pairs[5][1] == (-5.0 if kwargs else mols[5].energy)
+        parts = read_dataset([tmp_path / "b.aselmdb", tmp_path / "a.aselmdb"], index="::3", **kwargs)
+        expected = [(m.numbers, m.energy) for m in parts]
+        got = list(parts.numbers_and_energies())
+        assert [e for _, e in got] == [e for _, e in expected]
+        assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(got, expected, strict=True))
+
+
+def test_numbers_and_energies_check_elements_but_not_distances(g2_molecules, tmp_path):
+    path = tmp_path / "x.aselmdb"
+    close = Molecule(np.zeros((2, 3)), [1, 1], energy=1.0)  # rejected by the full read only
+    write_aselmdb(path, [g2_molecules[0], close])
+    assert [e for _, e in read_dataset(path).numbers_and_energies()] == [g2_molecules[0].energy, 1.0]
+    ds = read_dataset(path, allowed_numbers=[1])
+    with pytest.raises(DataError) as err:
+        list(ds.numbers_and_energies())
+    assert err.value.where == f"{path}[0]" and err.value.field == "numbers"
+
+
+def test_reference_fit_on_aselmdb_equals_fit_on_the_molecules(g2_molecules, tmp_path):
+    from transip.data import ElementReferences
+
+    write_aselmdb(tmp_path / "g2.aselmdb", g2_molecules)
+    refs, report = ElementReferences.fit(read_dataset(tmp_path))
+    expected, expected_report = ElementReferences.fit(list(g2_molecules))
+    assert refs == expected and report == expected_report
