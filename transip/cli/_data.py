@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+
+import numpy as np
 
 from transip.data import ElementReferences, dataset_summary, write_aselmdb
 
-from ._common import add_data_options, read, write_json
+from ._common import UsageError, add_data_options, read, write_json
+
+#: The data file of a converted directory (fairchem reads every ``*.aselmdb`` of a directory).
+CONVERTED_FILE = "data.aselmdb"
 
 
 def add_parser(sub) -> None:
@@ -34,7 +41,10 @@ def add_parser(sub) -> None:
         "convert", help="write any readable dataset as .aselmdb (OMol25 layout)", allow_abbrev=False
     )
     convert.add_argument("input", help="structure file")
-    convert.add_argument("output", help="the .aselmdb file to write")
+    convert.add_argument(
+        "output",
+        help=f"a directory (gets {CONVERTED_FILE} and metadata.npz, the atom counts) or one .aselmdb file",
+    )
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
     add_data_options(convert)
     convert.set_defaults(run=run_convert)
@@ -68,6 +78,35 @@ def run_fit_references(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     dataset = read(args.input, args)
-    write_aselmdb(args.output, dataset, overwrite=args.overwrite)
-    print(f"converted {len(dataset)} structures -> {args.output}")
+    out = Path(args.output)
+    if out.suffix == ".aselmdb":
+        write_aselmdb(out, dataset, overwrite=args.overwrite)
+        print(f"converted {len(dataset)} structures -> {out}")
+        return 0
+    if not out.is_dir() and (out.exists() or out.suffix):  # a new directory's name has no suffix
+        raise UsageError(f"{out}: the output must be a directory or a *.aselmdb file")
+    data = out / CONVERTED_FILE
+    others = sorted(p.name for p in out.glob("*.aselmdb") if p.name != CONVERTED_FILE) if out.is_dir() else []
+    if others:
+        raise UsageError(
+            f"{out} already holds other .aselmdb files ({', '.join(others)}): they would be read too"
+        )
+    if data.exists() and not args.overwrite:
+        raise UsageError(f"{data} exists (pass --overwrite to replace it)")
+    out.mkdir(parents=True, exist_ok=True)
+    # A stale metadata.npz must not outlive the file it describes, even if writing fails halfway.
+    (out / "metadata.npz").unlink(missing_ok=True)
+    natoms = write_aselmdb(data, dataset, overwrite=args.overwrite)
+    save_natoms(out / "metadata.npz", natoms)
+    print(f"converted {len(dataset)} structures -> {data} (atom counts in {out / 'metadata.npz'})")
     return 0
+
+
+def save_natoms(path: Path, natoms: np.ndarray) -> None:
+    """Write ``metadata.npz`` with the ``natoms`` array atomically (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")  # savez appends .npz otherwise
+    try:
+        np.savez(tmp, natoms=np.asarray(natoms, dtype=np.int64))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -143,6 +143,36 @@ def test_data_subcommands(tmp_path, capsys):
     assert len(again) == 20 and again[3].energy == pytest.approx(read_dataset(G2)[3].energy)
 
 
+def test_convert_to_a_directory_writes_metadata_sizes(tmp_path, capsys, monkeypatch):
+    from transip.data import _aselmdb as fmt
+
+    out = tmp_path / "g2"
+    assert main(["data", "convert", G2, str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["data.aselmdb", "metadata.npz"]  # no temporary left
+    truth = read_dataset(G2)
+    assert np.load(out / "metadata.npz")["natoms"].tolist() == [len(m) for m in truth]
+    decoded = []
+    real = fmt.decode_value
+    monkeypatch.setattr(fmt, "decode_value", lambda raw: decoded.append(1) or real(raw))
+    ds = read_dataset(out)
+    decoded.clear()
+    assert ds.sizes.tolist() == truth.sizes.tolist() and not decoded  # from metadata.npz, no row read
+    assert [m.energy for m in ds] == [m.energy for m in truth]
+    monkeypatch.undo()
+
+    capsys.readouterr()
+    assert main(["data", "convert", G2, str(out), "--index", ":5"]) == 2
+    assert "exists (pass --overwrite" in capsys.readouterr().err
+    assert main(["data", "convert", G2, str(out), "--index", ":5", "--overwrite"]) == 0
+    assert np.load(out / "metadata.npz")["natoms"].tolist() == truth.sizes[:5].tolist()
+    assert read_dataset(out).sizes.tolist() == truth.sizes[:5].tolist()
+    (out / "other.aselmdb").write_bytes(b"")
+    assert main(["data", "convert", G2, str(out), "--overwrite"]) == 2
+    assert "already holds other .aselmdb files (other.aselmdb)" in capsys.readouterr().err
+    assert main(["data", "convert", G2, str(tmp_path / "g2.xyz")]) == 2
+    assert "must be a directory or a *.aselmdb file" in capsys.readouterr().err
+
+
 def test_help_and_usage_errors(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
