@@ -213,6 +213,7 @@ def build_objective(config: TrainingConfig, model: TransIP) -> TransIPObjective:
         augment=eq.mode == "transaug",
         target=eq.target,
         padded_latent=eq.loss == "contrastive",
+        latent_pass=eq.latent_pass,
         energy_weight=config.loss.energy_weight,
         force_weight=config.loss.force_weight,
         equivariance_weight=eq.weight,

@@ -79,6 +79,7 @@ class EquivarianceConfig:
     tau_residual: bool = True
     normalize: bool = False
     temperature: float = 0.1
+    latent_pass: Literal["separate", "joint"] = "separate"  # joint: rotated copy in the same pass
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@
   ``"squared"``: ``mean_i ||F_pred_i - F_true_i||^2 / s^2``. It is only computed when the batch has forces.
 - ``L_equiv`` (TransIP mode only) is the latent loss of :mod:`latentequiv.losses` between
   ``tau(R, f(x))`` and ``f(R x)``, on per-atom (``"node"``) or pooled (``"graph"``) embeddings.
+  ``f(R x)`` comes from a second forward pass on the rotated copy (``latent_pass="separate"``) or
+  from the same pass as ``f(x)`` (``"joint"``: originals and rotated copies packed as one batch of
+  ``2B`` molecules, which share every weight read; forces are taken from the originals only).
 
 The modes are not flags but parts: a ``tau`` module makes it TransIP, ``augment=True`` makes it TransAug
 (the batch is rotated before the forward pass), neither is plain training.
@@ -22,6 +25,7 @@ import torch
 from torch import nn
 
 from transip.data import Batch
+from transip.model import TransIPOutput
 from transip.symmetry import rotate_batch
 
 LatentLoss = Callable[..., torch.Tensor]
@@ -104,6 +108,27 @@ def pad_tokens(z: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tenso
     return out, mask
 
 
+def join_batches(first: Batch, second: Batch) -> Batch:
+    """One packed batch holding the molecules of ``first``, then those of ``second``.
+
+    Labels (energies, forces) are dropped: the model does not read them. Built from keyword
+    arguments, so fields added to :class:`~transip.data.Batch` later keep their defaults.
+
+    Shape:
+        - first: ``B1`` molecules, ``T1`` atoms; second: ``B2``, ``T2``
+        - output: ``B1 + B2`` molecules, ``T1 + T2`` atoms (``first``'s atoms are rows ``:T1``)
+    """
+    return Batch(
+        positions=torch.cat([first.positions, second.positions]),
+        numbers=torch.cat([first.numbers, second.numbers]),
+        ptr=torch.cat([first.ptr, second.ptr[1:] + first.ptr[-1]]),
+        batch=torch.cat([first.batch, second.batch + first.num_molecules]),
+        charge=torch.cat([first.charge, second.charge]),
+        spin=torch.cat([first.spin, second.spin]),
+        sources=first.sources + second.sources,
+    )
+
+
 def compute_objective(
     model: nn.Module,
     batch: Batch,
@@ -119,6 +144,7 @@ def compute_objective(
     equivariance_weight: float = 5.0,
     energy_kind: Literal["mse", "per_atom_mse"] = "mse",
     force_kind: Literal["l2", "squared"] = "l2",
+    latent_pass: Literal["separate", "joint"] = "separate",
     create_graph: bool = True,
 ) -> LossTerms:
     """One evaluation of the training objective on a batch.
@@ -136,6 +162,11 @@ def compute_objective(
             ``(T, D)`` tokens (needed by the contrastive loss, whose items must be molecules).
         energy_weight, force_weight, equivariance_weight: the lambdas.
         energy_kind, force_kind: forms of ``L_E`` and ``L_F`` (module docstring).
+        latent_pass: how the rotated copy is embedded (TransIP mode): ``"separate"``, a second
+            forward pass (``model.embed``); ``"joint"``, the same forward pass as the batch (one
+            batch of ``2B`` molecules, forces from the originals' energies only). Same loss and
+            gradients up to rounding; which is faster depends on the batch size
+            (``docs/performance.md``).
         create_graph: keep the force graph for backpropagation (training); ``False`` for validation.
 
     Returns:
@@ -145,10 +176,16 @@ def compute_objective(
         raise ValueError("training needs energy labels for every molecule of the batch")
     if (tau is not None or augment) and rotations is None:
         raise ValueError("TransIP and TransAug need one rotation per molecule")
+    if latent_pass not in ("separate", "joint"):
+        raise ValueError(f"unknown latent_pass {latent_pass!r}; expected 'separate' or 'joint'")
     if augment:
         batch = rotate_batch(batch, rotations)
     want_forces = batch.forces is not None and force_weight != 0
-    out = model(batch, compute_forces=want_forces, training=create_graph)
+    rotated = rotate_batch(batch, rotations) if tau is not None else None
+    if rotated is not None and latent_pass == "joint":
+        out, node_rot, graph_rot = _joint_forward(model, batch, rotated, want_forces, create_graph)
+    else:
+        out = model(batch, compute_forces=want_forces, training=create_graph)
     scale = model.energy_scale
     l_e = energy_loss(out.energy, batch.energy, batch.num_atoms, scale, energy_kind)
     total = energy_weight * l_e
@@ -157,8 +194,9 @@ def compute_objective(
         l_f = force_loss(out.forces, batch.forces, scale, force_kind)
         total = total + force_weight * l_f
     l_eq = None
-    if tau is not None:
-        node_rot, graph_rot = model.embed(rotate_batch(batch, rotations))
+    if rotated is not None:
+        if latent_pass == "separate":
+            node_rot, graph_rot = model.embed(rotated)
         if target == "graph":
             l_eq = latent_loss(tau, out.graph_embedding, graph_rot, rotations.to(graph_rot.dtype))
         elif padded_latent:
@@ -170,6 +208,31 @@ def compute_objective(
             l_eq = latent_loss(tau, out.node_embedding, node_rot, g)
         total = total + equivariance_weight * l_eq
     return LossTerms(total=total, energy=l_e, force=l_f, equivariance=l_eq)
+
+
+def _joint_forward(
+    model: nn.Module, batch: Batch, rotated: Batch, want_forces: bool, create_graph: bool
+) -> tuple[TransIPOutput, torch.Tensor, torch.Tensor]:
+    """The batch and its rotated copy in one forward pass.
+
+    The forces are ``-d(sum of all 2B energies)/dx``; molecules do not interact (attention, centre
+    of mass and pooling are per molecule), so the originals' rows equal ``-d(sum_b E_b)/dx`` of the
+    originals alone. The rotated rows still ride through the force graph: the price of sharing
+    the weight reads.
+
+    Returns:
+        ``(out, node_rot, graph_rot)``: the originals' outputs, the copies' ``(T, D)`` node and
+        ``(B, D)`` graph embeddings.
+    """
+    t, b = batch.positions.shape[0], batch.num_molecules
+    both = model(join_batches(batch, rotated), compute_forces=want_forces, training=create_graph)
+    out = TransIPOutput(
+        energy=both.energy[:b],
+        forces=None if both.forces is None else both.forces[:t],
+        node_embedding=both.node_embedding[:t],
+        graph_embedding=both.graph_embedding[:b],
+    )
+    return out, both.node_embedding[t:], both.graph_embedding[b:]
 
 
 class TransIPObjective(nn.Module):

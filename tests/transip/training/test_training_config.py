@@ -8,9 +8,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transip.model import TransIP
 from transip.training import (
     ConfigError,
     TrainingConfig,
+    build_objective,
     check_config,
     config_to_dict,
     load_config,
@@ -66,6 +68,7 @@ def test_yaml_then_command_line(tmp_path):
         (["--optim.lr=fast"], "optim.lr expects a number"),
         (["--logging.progress=maybe"], "logging.progress expects a boolean"),
         (["--equivariance.mode=magic"], "equivariance.mode expects one of"),
+        (["--equivariance.latent_pass=both"], "equivariance.latent_pass expects one of 'separate', 'joint'"),
         (["--model.d_modle=3"], "model.d_modle"),
         (["--model.preset=XXL"], "model.preset"),
         (["--model.charge_range=[1, 2, 3]"], "model.charge_range"),
@@ -76,6 +79,14 @@ def test_bad_overrides_name_the_key(overrides, needle):
     with pytest.raises(ConfigError, match="command line") as err:
         load_config(None, overrides)
     assert needle in str(err.value)
+
+
+def test_latent_pass_reaches_the_objective():
+    assert TrainingConfig().equivariance.latent_pass == "separate"
+    for layout in ("separate", "joint"):
+        cfg = load_config(None, [f"--equivariance.latent_pass={layout}", "--model.n_layers=1"])
+        objective = build_objective(cfg, TransIP(resolve_model_config(cfg.model)))
+        assert objective.settings["latent_pass"] == layout
 
 
 def test_unknown_key_suggests_the_close_one():

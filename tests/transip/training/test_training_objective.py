@@ -11,8 +11,8 @@ from latentequiv.tau import MLPTau
 from transip.data import Batch, read_dataset
 from transip.model import TransIP, TransIPConfig
 from transip.symmetry import rotate_batch
-from transip.training import TransIPObjective, compute_objective, energy_loss, force_loss
-from transip.training._objective import pad_tokens
+from transip.training import TransIPObjective, compute_objective, energy_loss, force_loss, load_config, train
+from transip.training._objective import join_batches, pad_tokens
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -106,6 +106,97 @@ def test_pad_tokens_places_every_atom(batch):
         assert torch.equal(padded[b, hi - lo :], torch.zeros_like(padded[b, hi - lo :]))
 
 
+def test_join_batches_puts_the_second_batch_after_the_first(model, batch):
+    small = Batch.from_molecules(batch.to_molecules()[:2])
+    joined = join_batches(batch, small)
+    t, b = batch.positions.shape[0], batch.num_molecules
+    assert joined.num_molecules == b + 2
+    assert torch.equal(joined.positions[:t], batch.positions)
+    assert torch.equal(joined.positions[t:], small.positions)
+    assert joined.ptr.tolist() == batch.ptr.tolist() + (small.ptr[1:] + t).tolist()
+    assert torch.equal(joined.batch[t:], small.batch + b)
+    assert joined.sources == batch.sources + small.sources
+    assert joined.energy is None and joined.forces is None
+    # molecules do not interact: each molecule's energy and forces are its own
+    together, alone = model(joined), model(small)
+    torch.testing.assert_close(together.energy[b:], alone.energy)
+    torch.testing.assert_close(together.forces[t:], alone.forces, rtol=1e-4, atol=1e-5)
+
+
+def _terms_and_gradients(objective: TransIPObjective, batch, r):
+    params = [*objective.model.parameters(), *objective.tau.parameters()]
+    for p in params:
+        p.grad = None
+    terms = objective(batch, r)
+    terms.total.backward()
+    return terms.detach(), [p.grad.clone() for p in params]
+
+
+@pytest.mark.parametrize(
+    ("target", "loss", "padded"),
+    [
+        ("node", latent_equivariance_loss, False),
+        ("node", contrastive_latent_loss, True),
+        ("graph", latent_equivariance_loss, False),
+    ],
+    ids=["node-packed", "node-padded", "graph"],
+)
+def test_joint_pass_gives_the_separate_terms_and_gradients(model, batch, target, loss, padded):
+    # the property: packing the rotated copies into the batch's own forward pass changes neither
+    # the loss terms nor the gradient of any parameter of the model or tau (float32 rounding)
+    model.set_energy_scale(50.0)  # keeps the energy term near 1, so all gradients are of one size
+    tau = MLPTau(32, hidden=16, residual=True, identity_init=False)
+    r = rotations(batch.num_molecules, seed=3)
+    settings = {"target": target, "padded_latent": padded, "equivariance_weight": 7.0}
+    results = {
+        layout: _terms_and_gradients(
+            TransIPObjective(model, tau=tau, latent_loss=loss, latent_pass=layout, **settings), batch, r
+        )
+        for layout in ("separate", "joint")
+    }
+    (sep, sep_grads), (joint, joint_grads) = results["separate"], results["joint"]
+    assert sep.equivariance > 1e-3  # a latent term that is there to get wrong
+    for name in ("total", "energy", "force", "equivariance"):
+        torch.testing.assert_close(getattr(joint, name), getattr(sep, name), rtol=1e-5, atol=0.0)
+    assert len(joint_grads) == len(sep_grads)
+    for g_joint, g_sep in zip(joint_grads, sep_grads, strict=True):
+        scale = float(g_sep.abs().max())
+        assert scale > 0
+        torch.testing.assert_close(g_joint, g_sep, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_tiny_training_run_with_the_joint_pass_follows_the_separate_one(tmp_path, tiny):
+    # no dropout: the two layouts then see the same randomness, and the runs agree step by step
+    extra = ["--model.dropout=0", "--eval.equivariance=false", "--train.log_every=1"]
+    runs = {
+        layout: train(
+            load_config(None, tiny(tmp_path / layout, *extra, f"--equivariance.latent_pass={layout}")),
+            quiet=True,
+        )
+        for layout in ("separate", "joint")
+    }
+    assert all(not r.interrupted and r.step == 6 for r in runs.values())
+    rows = {layout: _train_rows(tmp_path / layout / "train.csv") for layout in runs}
+    assert len(rows["joint"]) == 6
+    for key in ("loss", "loss_energy", "loss_force", "loss_equivariance"):
+        torch.testing.assert_close(
+            torch.tensor([r[key] for r in rows["joint"]], dtype=torch.float64),
+            torch.tensor([r[key] for r in rows["separate"]], dtype=torch.float64),
+            rtol=1e-3,
+            atol=0.0,
+        )
+    assert runs["joint"].final.val.overall.force_mae == pytest.approx(
+        runs["separate"].final.val.overall.force_mae, rel=1e-3
+    )
+
+
+def _train_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items() if k.startswith("loss")} for r in csv.DictReader(f)]
+
+
 def test_misuse_is_reported(model, batch):
     with pytest.raises(ValueError, match="one rotation per molecule"):
         compute_objective(model, batch, augment=True)
@@ -113,3 +204,5 @@ def test_misuse_is_reported(model, batch):
         TransIPObjective(model, tau=MLPTau(32), latent_loss=latent_equivariance_loss, augment=True)
     with pytest.raises(ValueError, match="needs a latent loss"):
         TransIPObjective(model, tau=MLPTau(32))
+    with pytest.raises(ValueError, match="unknown latent_pass 'both'"):
+        compute_objective(model, batch, latent_pass="both")
