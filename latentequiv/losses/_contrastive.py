@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -64,11 +66,16 @@ def contrastive_latent_loss(
     z_transformed = zero_padding(z_transformed, mask)
     p = tau(g, z)  # (B, [N,] D)
     q = z_transformed
+    keep = None
     if z.dim() == 3:
         p, q = token_mean(p, mask), token_mean(q, mask)  # (B, D)
         if mask is not None:
-            keep = mask.any(dim=1)
-            p, q = p[keep], q[keep]
+            keep = mask.any(dim=1)  # (B,) items with at least one token
     logits = F.normalize(p, dim=-1) @ F.normalize(q, dim=-1).transpose(0, 1) / temperature  # (B, B)
     target = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(logits, target)
+    if keep is not None:
+        # empty items take no part, neither as anchors nor as negatives; masking instead of
+        # dropping them keeps the shapes fixed, so the host never reads the mask
+        logits = logits.masked_fill(~keep[None, :], -math.inf)
+        target = target.masked_fill(~keep, -100)  # cross_entropy's ignore_index
+    return F.cross_entropy(logits, target, ignore_index=-100)

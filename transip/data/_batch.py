@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from itertools import accumulate
 
 import numpy as np
 import torch
@@ -127,6 +128,51 @@ class Batch:
                 )
             )
         return out
+
+    @classmethod
+    def cat(cls, batches: Sequence[Batch]) -> Batch:
+        """One packed batch holding the molecules of ``batches`` in order.
+
+        Energies and forces are kept when every batch has them; the host summary when every
+        batch has one (so the result needs no device read either).
+
+        Shape:
+            - batches: ``B_k`` molecules and ``T_k`` atoms each
+            - output: ``sum B_k`` molecules, ``sum T_k`` atoms, in the order given
+        """
+        if len(batches) == 0:
+            raise ValueError("cannot concatenate zero batches")
+        atom_shift = list(accumulate((b.numbers.shape[0] for b in batches[:-1]), initial=0))
+        molecule_shift = list(accumulate((b.num_molecules for b in batches[:-1]), initial=0))
+
+        def cat(name: str) -> torch.Tensor | None:
+            values = [getattr(b, name) for b in batches]
+            return None if any(v is None for v in values) else torch.cat(values)
+
+        hosts = [b.host for b in batches]
+        host = None
+        if all(h is not None for h in hosts):
+            host = HostSummary(
+                offsets=(0,)
+                + tuple(o + a for h, a in zip(hosts, atom_shift, strict=True) for o in h.offsets[1:]),
+                numbers=(min(h.numbers[0] for h in hosts), max(h.numbers[1] for h in hosts)),
+                charge=(min(h.charge[0] for h in hosts), max(h.charge[1] for h in hosts)),
+                spin=(min(h.spin[0] for h in hosts), max(h.spin[1] for h in hosts)),
+            )
+        return cls(
+            positions=cat("positions"),
+            numbers=cat("numbers"),
+            ptr=torch.cat(
+                [batches[0].ptr[:1]] + [b.ptr[1:] + a for b, a in zip(batches, atom_shift, strict=True)]
+            ),
+            batch=torch.cat([b.batch + m for b, m in zip(batches, molecule_shift, strict=True)]),
+            charge=cat("charge"),
+            spin=cat("spin"),
+            energy=cat("energy"),
+            forces=cat("forces"),
+            sources=sum((b.sources for b in batches), ()),
+            host=host,
+        )
 
     @classmethod
     def from_molecules(cls, molecules: Sequence[Molecule], dtype: torch.dtype = torch.float32) -> Batch:

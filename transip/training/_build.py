@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,15 +135,21 @@ class ReferenceFit:
     energy_scale: float
 
 
+#: Training sets up to this many molecules get the exact residual MAE of the reference fit (a second
+#: read of ``(numbers, energy)``); larger ones log the RMSE only.
+MAE_PASS_LIMIT = 200_000
+
+
 def fit_references(train) -> ReferenceFit:
     """Least-squares element references (float64) and the energy scale: the RMS of the residuals.
 
     The scale is the unit the energy head predicts in, so the referenced energies the head must
     produce are of order one at the start (floored at 1 meV so a perfect fit cannot divide by zero).
-    The fit streams (memory independent of the training set's size) and reads ``(numbers,
-    energy)`` twice, the second time for the exact residual MAE (:meth:`ElementReferences.fit`).
+    The fit streams (memory independent of the training set's size). The residual MAE, only
+    reported, costs a second read of ``(numbers, energy)``: it is computed for sets of up to
+    :data:`MAE_PASS_LIMIT` molecules and is ``nan`` beyond (:meth:`ElementReferences.fit`).
     """
-    refs, report = ElementReferences.fit(train)
+    refs, report = ElementReferences.fit(train, mae=len(train) <= MAE_PASS_LIMIT)
     return ReferenceFit(refs, report, max(report.rmse, 1e-3))
 
 
@@ -284,11 +291,17 @@ def build_run(
     if share is not None and world_size > 1:
         fit = share(fit)
     if rank == 0:
+        report = fit.report
+        mae = (
+            f"residual MAE {report.mae:.4f} eV"
+            if math.isfinite(report.mae)
+            else f"residual MAE not computed (more than {MAE_PASS_LIMIT} molecules)"
+        )
         logging.getLogger("transip.training").info(
-            "element references on %d molecules: residual MAE %.4f eV, RMSE %.4f eV (the energy scale)",
-            fit.report.n,
-            fit.report.mae,
-            fit.report.rmse,
+            "element references on %d molecules: %s, RMSE %.4f eV (the energy scale)",
+            report.n,
+            mae,
+            report.rmse,
         )
         for name, dataset in (("data.val", val_set), ("data.test", test_set)):
             warn_unseen_elements(dataset, fit.report.elements, name)

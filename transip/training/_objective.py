@@ -97,9 +97,14 @@ def force_loss(
 
 
 def pad_tokens(z: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Packed ``(T, D)`` embeddings to a padded ``(B, N_max, D)`` tensor and its ``(B, N_max)`` mask."""
-    sizes = batch.num_atoms  # (B,)
-    n_max = int(sizes.max())
+    """Packed ``(T, D)`` embeddings to a padded ``(B, N_max, D)`` tensor and its ``(B, N_max)`` mask.
+
+    ``N_max`` comes from the batch's host summary when it has one (no device read)."""
+    if batch.host is not None:
+        offsets = batch.host.offsets
+        n_max = max(b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True))
+    else:
+        n_max = int(batch.num_atoms.max())
     pos = torch.arange(z.shape[0], device=z.device) - batch.ptr[:-1][batch.batch]  # (T,)
     out = z.new_zeros(batch.num_molecules, n_max, z.shape[-1])
     out[batch.batch, pos] = z
@@ -111,22 +116,15 @@ def pad_tokens(z: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tenso
 def join_batches(first: Batch, second: Batch) -> Batch:
     """One packed batch holding the molecules of ``first``, then those of ``second``.
 
-    Labels (energies, forces) are dropped: the model does not read them. Built from keyword
-    arguments, so fields added to :class:`~transip.data.Batch` later keep their defaults.
+    :meth:`Batch.cat <transip.data.Batch.cat>` of the two: labels are kept when both have them
+    (the model does not read them), and so is the host summary, so the joined pass reads nothing
+    from the device either.
 
     Shape:
         - first: ``B1`` molecules, ``T1`` atoms; second: ``B2``, ``T2``
         - output: ``B1 + B2`` molecules, ``T1 + T2`` atoms (``first``'s atoms are rows ``:T1``)
     """
-    return Batch(
-        positions=torch.cat([first.positions, second.positions]),
-        numbers=torch.cat([first.numbers, second.numbers]),
-        ptr=torch.cat([first.ptr, second.ptr[1:] + first.ptr[-1]]),
-        batch=torch.cat([first.batch, second.batch + first.num_molecules]),
-        charge=torch.cat([first.charge, second.charge]),
-        spin=torch.cat([first.spin, second.spin]),
-        sources=first.sources + second.sources,
-    )
+    return Batch.cat([first, second])
 
 
 def compute_objective(

@@ -91,6 +91,10 @@ def test_tokens_are_mean_pooled_over_valid_tokens_after_tau_and_padding_is_ignor
         mask=mask,
     )
     torch.testing.assert_close(dirty, loss)
+    # the empty sample is masked, not dropped: its gradient is zero, the others' finite
+    zg = z.clone().requires_grad_(True)
+    contrastive_latent_loss(tau, zg, zt, g, mask=mask).backward()
+    assert torch.isfinite(zg.grad).all() and not zg.grad[3].any() and zg.grad[0].any()
 
 
 def test_gradients_reach_embeddings_and_tau():

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from torch.overrides import TorchFunctionMode
 
 from latentequiv.groups import SO3
-from latentequiv.losses import latent_equivariance_loss
+from latentequiv.losses import contrastive_latent_loss, latent_equivariance_loss
 from latentequiv.tau import MLPTau
 from transip.data import Batch, HostSummary, Molecule
 from transip.model import TransIP, TransIPConfig
@@ -108,11 +108,21 @@ def test_forward_with_summary_reads_nothing_and_matches_the_fallback(model):
     torch.testing.assert_close(out.forces, ref.forces, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("target", ["node", "graph"])
-def test_training_step_with_latent_term_reads_nothing(model, target):
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"target": "node"},
+        {"target": "graph"},
+        {"target": "node", "latent_pass": "joint"},
+        {"target": "node", "padded_latent": True, "latent_loss": contrastive_latent_loss},
+    ],
+    ids=["node", "graph", "joint", "contrastive"],
+)
+def test_training_step_with_latent_term_reads_nothing(model, settings):
     model.train()
     batch = Batch.from_molecules(_molecules([4, 9, 9, 6], seed=1))
-    objective = TransIPObjective(model, MLPTau(model.config.d_model), latent_equivariance_loss, target=target)
+    settings = {"latent_loss": latent_equivariance_loss, **settings}
+    objective = TransIPObjective(model, MLPTau(model.config.d_model), **settings)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-4, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     rotations = SO3().sample(4, generator=torch.Generator().manual_seed(1))
@@ -121,6 +131,20 @@ def test_training_step_with_latent_term_reads_nothing(model, target):
         terms, grad_norm = train_step(objective, optimizer, scheduler, batch, rotations)
     assert reads.calls == []
     assert torch.isfinite(terms.total) and torch.isfinite(grad_norm)
+
+
+@settings(max_examples=25, deadline=None)
+@given(groups=st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=4), min_size=1, max_size=4))
+def test_cat_is_packing_all_the_molecules_at_once(groups):
+    parts = [_molecules(sizes, seed=k, charge=k - 1, spin=k + 1) for k, sizes in enumerate(groups)]
+    joined = Batch.cat([Batch.from_molecules(mols) for mols in parts])
+    whole = Batch.from_molecules([m for mols in parts for m in mols])
+    assert joined.host == whole.host
+    for name in ("positions", "numbers", "ptr", "batch", "charge", "spin", "energy", "forces"):
+        assert torch.equal(getattr(joined, name), getattr(whole, name)), name
+    unlabelled = Batch(**{**vars(Batch.from_molecules(parts[0])), "energy": None, "host": None})
+    mixed = Batch.cat([unlabelled, Batch.from_molecules(parts[0])])
+    assert mixed.energy is None and mixed.forces is not None and mixed.host is None
 
 
 def test_the_detector_sees_reads(model):

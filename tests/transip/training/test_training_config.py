@@ -169,3 +169,24 @@ def test_elements_missing_from_training_are_named(caplog):
     assert warn_unseen_elements(val[:1], (6, 8), "data.val") == []
     assert warn_unseen_elements(None, (6, 8), "data.test") == []
     assert caplog.text == ""
+
+
+def test_reference_fit_skips_the_mae_pass_beyond_the_limit(monkeypatch):
+    from transip.data import Molecule
+    from transip.training import _build
+
+    rng = np.random.default_rng(0)
+    mols = []
+    for _ in range(12):
+        numbers = rng.choice([1, 6, 8], size=int(rng.integers(2, 6)))
+        m = Molecule(rng.normal(size=(len(numbers), 3)) * 3, numbers)
+        m.energy = float(numbers.sum() * -1.5 + rng.normal())
+        mols.append(m)
+    small = _build.fit_references(mols)
+    monkeypatch.setattr(_build, "MAE_PASS_LIMIT", len(mols) - 1)
+    large = _build.fit_references(mols)
+    assert np.isfinite(small.report.mae) and np.isnan(large.report.mae)
+    assert large.references == small.references or np.allclose(
+        large.references.energies, small.references.energies, rtol=0, atol=1e-9
+    )
+    assert large.energy_scale == pytest.approx(small.energy_scale, rel=1e-9)

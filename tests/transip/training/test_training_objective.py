@@ -116,7 +116,8 @@ def test_join_batches_puts_the_second_batch_after_the_first(model, batch):
     assert joined.ptr.tolist() == batch.ptr.tolist() + (small.ptr[1:] + t).tolist()
     assert torch.equal(joined.batch[t:], small.batch + b)
     assert joined.sources == batch.sources + small.sources
-    assert joined.energy is None and joined.forces is None
+    assert torch.equal(joined.energy, torch.cat([batch.energy, small.energy]))
+    assert joined.host.offsets == tuple(joined.ptr.tolist())
     # molecules do not interact: each molecule's energy and forces are its own
     together, alone = model(joined), model(small)
     torch.testing.assert_close(together.energy[b:], alone.energy)
