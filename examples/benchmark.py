@@ -1,21 +1,22 @@
-"""Side-by-side speed and memory of TransIP and MACE, and of TransIP's attention kernels.
+"""Side-by-side speed and memory of TransIP, MACE and eSEN, and of TransIP's attention kernels.
 
-Run inside the benchmark environment (``examples/bench_env.sh``: mace-torch pins e3nn 0.4.4)::
+Run inside the benchmark environment (``examples/bench_env.sh``: mace-torch pins e3nn 0.4.4; for
+eSEN, ``examples/esen_env.sh``: fairchem-core needs e3nn >= 0.5)::
 
     python examples/benchmark.py models --quick --json runs/bench.json
     python examples/benchmark.py models --sizes 9 21 60 200 1000 --batches 32x9 32x21 --repeats 5
     python examples/benchmark.py attention --json runs/attention.json
     python examples/benchmark.py compare --before HEAD~3 --systems 9 200 --modes infer train
 
-``models`` times energy+forces inference (atoms/s) and one training step (energy + conservative
-force loss, and for TransIP also with the latent-equivariance term) for every model on the same
-structures. All models run in one process and alternate (A, B, A, B, ...) within each repetition,
-so they see the same allocator state and machine load; medians are reported, with the ratio
-``time(MACE) / time(TransIP)`` (> 1: TransIP faster). Peak memory is measured in a fresh
-subprocess per (model, system, mode): the increase of the peak resident set size (``VmHWM``, reset
-after building the model and data) over the resident size before the step, on CPU;
-``torch.cuda.max_memory_allocated`` on GPU. On a shared machine the fastest repetition (``min_s``) is
-also recorded: interference only ever adds time.
+``models`` times energy+forces inference (atoms/s) and one training step (energy + force loss,
+conservative except for ``esen-sm-direct``, and for TransIP also with the latent-equivariance term)
+for every model on the same structures. All models run in one process and alternate (A, B, A, B,
+...) within each repetition, so they see the same allocator state and machine load; medians are
+reported, with the ratio ``time(other) / time(TransIP)`` (> 1: TransIP faster). Peak memory is
+measured in a fresh subprocess per (model, system, mode): the increase of the peak resident set
+size (``VmHWM``, reset after building the model and data) over the resident size before the step,
+on CPU; ``torch.cuda.max_memory_allocated`` on GPU. On a shared machine the fastest repetition
+(``min_s``) is also recorded: interference only ever adds time.
 
 ``attention`` compares ways to run TransIP-S's attention on a mixed batch (16 molecules of 12-186
 atoms) and on one 1000-atom molecule: one bucket per molecule, padding to the largest with a key
@@ -27,7 +28,7 @@ same preset and weights, interleaved in one process, wall and CPU time; ``--comp
 working tree's blocks through ``torch.compile``. ``optimizer`` times one AdamW step on TransIP's
 parameters (default loop, ``foreach``, ``fused``); every training step here uses the fused one.
 
-Weights are random; MACE's neighbour lists are built before timing (not counted for MACE).
+Weights are random; MACE's and eSEN's neighbour lists are built before timing (not counted for them).
 """
 
 from __future__ import annotations
@@ -193,6 +194,25 @@ class TransIPRunner:
         return loss.detach()
 
 
+def neighbour_pairs(batch: Batch, cutoff: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ordered pairs of distinct atoms of one molecule closer than ``cutoff`` Å (no periodic images).
+
+    Args:
+        batch: the packed molecules (``ptr`` gives each molecule's atom range).
+        cutoff: the neighbour radius in Å.
+
+    Returns:
+        ``edge_index`` (2, E), atom indices into the batch, molecule after molecule, and the number
+        of pairs of each molecule (B,).
+    """
+    edges = []
+    for a, b in zip(batch.ptr[:-1].tolist(), batch.ptr[1:].tolist(), strict=True):
+        d = torch.cdist(batch.positions[a:b], batch.positions[a:b])
+        i, j = torch.nonzero((d < cutoff) & (d > 0), as_tuple=True)
+        edges.append(torch.stack([i, j]) + a)
+    return torch.cat(edges, 1), torch.tensor([e.shape[1] for e in edges])
+
+
 class MaceRunner:
     """``mace.modules.ScaleShiftMACE``, random weights: r_max 5, 2 interactions, correlation 3, l_max 3."""
 
@@ -220,12 +240,7 @@ class MaceRunner:
         batch = Batch.from_molecules(mols)
         table = torch.full((119,), -1, dtype=torch.long)
         table[self.zs] = torch.arange(len(self.zs))
-        edges = []
-        for a, b in zip(batch.ptr[:-1].tolist(), batch.ptr[1:].tolist(), strict=True):
-            d = torch.cdist(batch.positions[a:b], batch.positions[a:b])
-            i, j = torch.nonzero((d < self.r_max) & (d > 0), as_tuple=True)
-            edges.append(torch.stack([i, j]) + a)
-        edge_index = torch.cat(edges, 1)
+        edge_index, _ = neighbour_pairs(batch, self.r_max)
         n_graphs = batch.num_molecules
         one_hot = torch.nn.functional.one_hot(table[batch.numbers], len(self.zs)).float()
         zeros = torch.zeros(edge_index.shape[1], 3)
@@ -254,14 +269,91 @@ class MaceRunner:
         return loss.detach()
 
 
+class EsenRunner:
+    """eSEN-sm from fairchem-core, random weights, forces conservative (``-dE/dx``) or direct.
+
+    The backbone is ``fairchem.core.models.uma.escn_md.eSCNMDBackbone`` (eSEN's message-passing
+    network; UMA adds mixture-of-experts layers on top of it) with ``sphere_channels=128, lmax=2,
+    mmax=2, num_layers=4, cutoff=6.0`` and fairchem's defaults otherwise (hidden and edge channels
+    128, 512 Gaussian distance functions, ``rms_norm_sh`` norm, ``gate`` activation, ``grid``
+    feed-forward, quaternion Wigner matrices), except ``use_dataset_embedding=False`` (the default
+    wants a map of training data sets) and ``otf_graph=False``: the neighbour list within the cutoff
+    is built in :meth:`prepare`, before timing, as for MACE.
+
+    Heads: conservative, ``MLP_EFS_Head`` (an MLP on the l=0 channels, forces by autograd, so a
+    training step takes a double backward); direct, ``MLP_Energy_Head`` plus ``Linear_Force_Head``
+    (a linear map of the l=0,1 channels, its l=1 part read as forces), run under ``torch.no_grad``
+    for inference.
+    """
+
+    def __init__(self, direct: bool, cutoff: float = 6.0):
+        from fairchem.core.models.uma import escn_md
+
+        self.cutoff, self.direct = cutoff, direct
+        backbone = escn_md.eSCNMDBackbone(
+            sphere_channels=128, lmax=2, mmax=2, num_layers=4, cutoff=cutoff, otf_graph=False,
+            direct_forces=direct, regress_forces=True, use_dataset_embedding=False,
+        )  # fmt: skip
+        if direct:
+            energy, forces = escn_md.MLP_Energy_Head(backbone), escn_md.Linear_Force_Head(backbone)
+            heads = {"energy": energy, "forces": forces}
+        else:
+            heads = {"energy_forces": escn_md.MLP_EFS_Head(backbone, wrap_property=False)}
+        self.model = torch.nn.ModuleDict({"backbone": backbone, **heads})
+        self.optimizer = adamw(self.model.parameters())
+
+    def prepare(self, mols):
+        """fairchem's ``AtomicData`` batch with the neighbour list (within ``cutoff``, no self pairs)."""
+        from fairchem.core.datasets.atomic_data import AtomicData
+
+        batch = Batch.from_molecules(mols)
+        edge_index, nedges = neighbour_pairs(batch, self.cutoff)
+        n_graphs, n_atoms = batch.num_molecules, batch.positions.shape[0]
+        zeros = torch.zeros(n_graphs, dtype=torch.long)
+        return AtomicData(
+            pos=batch.positions, atomic_numbers=batch.numbers.long(), cell=torch.zeros(n_graphs, 3, 3),
+            pbc=torch.zeros(n_graphs, 3, dtype=torch.bool), natoms=batch.ptr.diff(), edge_index=edge_index,
+            cell_offsets=torch.zeros(edge_index.shape[1], 3), nedges=nedges, charge=zeros, spin=zeros,
+            fixed=torch.zeros(n_atoms, dtype=torch.long), tags=torch.zeros(n_atoms, dtype=torch.long),
+            energy=torch.zeros(n_graphs), forces=torch.zeros_like(batch.positions), batch=batch.batch,
+            sid=[""] * n_graphs,
+        )  # fmt: skip
+
+    def _energy_forces(self, data) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.model["backbone"](data)
+        out = {}
+        for name, head in self.model.items():
+            if name != "backbone":
+                out.update(head(data, emb))
+        return out["energy"], out["forces"]
+
+    def infer(self, data):
+        self.model.eval()
+        with torch.no_grad() if self.direct else contextlib.nullcontext():
+            energy, _ = self._energy_forces(data)
+        return energy.detach()
+
+    def train(self, data, latent: bool = False):
+        self.model.train()
+        energy, forces = self._energy_forces(data)
+        loss = 5 * (energy - data["energy"]).square().mean() + 15 * (forces - data["forces"]).square().mean()
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+
 def build(name: str):
     """``transip-S`` / ``transip-M`` (fast attention), ``transip-S-ref`` (the model's own attend),
-    ``mace-128x0e``, ``mace-64x0e+64x1o``."""
+    ``mace-128x0e``, ``mace-64x0e+64x1o``, ``esen-sm-cons`` / ``esen-sm-direct`` (conservative /
+    direct forces)."""
     if name.startswith("transip-"):
         preset, _, kernel = name.removeprefix("transip-").partition("-")
         return TransIPRunner(preset, kernel or "fast")
     if name.startswith("mace-"):
         return MaceRunner(name.removeprefix("mace-"))
+    if name in ("esen-sm-cons", "esen-sm-direct"):
+        return EsenRunner(direct=name == "esen-sm-direct")
     raise ValueError(f"unknown model {name!r}")
 
 
@@ -383,7 +475,8 @@ def summarise(times: dict, atoms: int, cpu: dict | None = None) -> dict:
 
 # --------------------------------------------------------------------------- commands
 def speedups(entry: dict, reference: dict) -> dict:
-    """``time(MACE) / time(TransIP)`` for every TransIP x MACE pair; ``reference`` holds MACE medians."""
+    """``time(other) / time(TransIP)`` for every TransIP x other-model pair (MACE, eSEN);
+    ``reference`` holds the other models' medians."""
     transip = {t: r["median_s"] for t, r in entry["results"].items() if t.startswith("transip")}
     return {f"{t}/{m}": reference[m] / transip[t] for t in transip for m in reference}
 
@@ -409,16 +502,16 @@ def cmd_models(args) -> list[dict]:
         mols = system(sysname)
         atoms = sum(len(m) for m in mols)
         prepared = {name: runner.prepare(mols) for name, runner in runners.items()}
-        mace_train = {}
+        others_train = {}
         for mode in args.modes:
             if mode != "infer" and atoms > args.max_train_atoms:
                 continue
             active = {n: r for n, r in runners.items() if supports(n, mode)}
             times = interleaved(active, prepared, mode, args.repeats)
             entry = {"system": sysname, "atoms": atoms, "mode": mode, "results": summarise(times, atoms)}
-            mace = {n: r["median_s"] for n, r in entry["results"].items() if n.startswith("mace")}
-            mace_train = mace if mode == "train" else mace_train
-            entry["speedup"] = speedups(entry, mace or (mace_train if mode == "train+latent" else {}))
+            others = {n: r["median_s"] for n, r in entry["results"].items() if not n.startswith("transip")}
+            others_train = others if mode == "train" else others_train
+            entry["speedup"] = speedups(entry, others or (others_train if mode == "train+latent" else {}))
             largest = sysname == str(max(args.sizes)) if args.sizes else False
             if args.memory == "all" or (args.memory == "largest" and largest):
                 for n in active:
@@ -657,7 +750,7 @@ def cmd_profile(args) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    models = sub.add_parser("models", help="TransIP vs MACE, interleaved in one process")
+    models = sub.add_parser("models", help="TransIP vs MACE / eSEN, interleaved in one process")
     models.add_argument("--sizes", type=int, nargs="*", default=[9, 21, 60, 200, 1000])
     models.add_argument(
         "--batches", nargs="*", default=["32x9", "32x21"], help="batches of small molecules, BxN"
