@@ -463,6 +463,20 @@ def machine() -> dict:
     }  # fmt: skip
 
 
+def write_results(path: str, info: dict, results) -> None:
+    """``{"machine": info, "results": results}`` as JSON, atomically (a temporary file, then a rename)."""
+    target = os.path.abspath(path)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"machine": info, "results": results}, f, indent=1)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def summarise(times: dict, atoms: int, cpu: dict | None = None) -> dict:
     out = {}
     for name, t in times.items():
@@ -821,9 +835,7 @@ def main(argv=None) -> None:
     print(json.dumps(info))
     results = {"models": cmd_models, "attention": cmd_attention, "compare": cmd_compare}[args.command](args)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "results": results}, f, indent=1)
+        write_results(args.json, info, results)
 
 
 if __name__ == "__main__":

@@ -142,9 +142,7 @@ def main(argv=None) -> None:
             flush=True,
         )
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "results": results}, f, indent=1)
+        bench.write_results(args.json, info, results)
 
 
 if __name__ == "__main__":
