@@ -657,6 +657,66 @@ def cmd_optimizer(args) -> None:
         print(f"AdamW {k:>8}: {statistics.median(t) * 1e3:6.1f} ms per step (median of {len(t)})")
 
 
+#: glibc malloc settings that keep large temporaries on the heap instead of fresh mmap'd pages.
+TUNED_MALLOC = (
+    "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.hugetlb=1"
+)
+
+
+def steps_child(spec: dict) -> dict:
+    """Runs in a subprocess: median wall / CPU time and minor page faults of ``spec["steps"]`` calls."""
+    import resource
+
+    runner = build(spec["model"])
+    data = runner.prepare(system(spec["system"]))
+    for _ in range(2):
+        run_mode(runner, data, spec["mode"])
+    wall, cpu, faults = [], [], []
+    for _ in range(spec["steps"]):
+        f0, c0, t0 = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_minflt,
+            time.process_time(),
+            time.perf_counter(),
+        )
+        run_mode(runner, data, spec["mode"])
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return {k: statistics.median(v) for k, v in (("wall", wall), ("cpu", cpu), ("faults", faults))}
+
+
+def cmd_allocator(args) -> list[dict]:
+    """glibc's default malloc against :data:`TUNED_MALLOC`, in fresh processes taken in turns."""
+    results = []
+    for name in args.systems:
+        for mode in args.modes:
+            spec = {"model": args.model, "system": name, "mode": mode, "steps": args.steps}
+            runs = {"default": [], "tuned": []}
+            for _ in range(args.repeats):
+                for setting in runs:
+                    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+                    if setting == "tuned":
+                        env["GLIBC_TUNABLES"] = TUNED_MALLOC
+                    cmd = [sys.executable, os.path.abspath(__file__), "_steps", json.dumps(spec)]
+                    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                    runs[setting].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            entry = {"system": name, "mode": mode, "model": args.model}
+            for setting, values in runs.items():
+                for key in ("wall", "cpu", "faults"):
+                    entry[f"{setting} {key}"] = statistics.median(v[key] for v in values)
+            entry["speedup"] = entry["default wall"] / entry["tuned wall"]
+            entry["speedup cpu"] = entry["default cpu"] / entry["tuned cpu"]
+            print(
+                f"{name:>6} {mode:>12} | default {entry['default wall'] * 1e3:8.1f} ms "
+                f"({entry['default faults']:.0f} faults) | tuned {entry['tuned wall'] * 1e3:8.1f} ms "
+                f"({entry['tuned faults']:.0f} faults) || x{entry['speedup']:.2f} wall, "
+                f"x{entry['speedup cpu']:.2f} CPU",
+                flush=True,
+            )
+            results.append(entry)
+    return results
+
+
 def cmd_exp(args) -> None:
     """``torch.exp`` of TransIP-S's Gaussian exponents for a 1000-atom cluster's distances, raw and
     clamped at ``exp_floor`` (underflowing arguments take CPU exp's slow path)."""
@@ -807,9 +867,16 @@ def main(argv=None) -> None:
     exp = sub.add_parser("exp", help="CPU exp on underflowing Gaussian exponents, raw vs clamped")
     exp.add_argument("--rows", type=int, default=65, help="atoms (rows) of the 1000-atom cluster")
     exp.add_argument("--repeats", type=int, default=7)
+    alloc = sub.add_parser("allocator", help="glibc default malloc vs TUNED_MALLOC, processes in turns")
+    alloc.add_argument("--model", default="transip-S-ref")
+    alloc.add_argument("--systems", nargs="+", default=["9", "200", "32x9"])
+    alloc.add_argument("--modes", nargs="+", default=["infer", "train"])
+    alloc.add_argument("--steps", type=int, default=5, help="timed calls per process (after 2 warm-up calls)")
     optimizer = sub.add_parser("optimizer", help="AdamW step time: default, foreach, fused")
     optimizer.add_argument("--preset", default="S")
     optimizer.add_argument("--repeats", type=int, default=7)
+    alloc.add_argument("--repeats", type=int, default=3, help="processes per setting")
+    alloc.add_argument("--json", help="write all measurements and the machine description here")
     for p in (models, attention, compare):
         p.add_argument("--repeats", type=int, default=5)
         p.add_argument(
@@ -820,20 +887,25 @@ def main(argv=None) -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "_memory":
         print(json.dumps(peak_memory_child(json.loads(sys.argv[2]))))
         return
+    if len(sys.argv) > 2 and sys.argv[1] == "_steps":
+        print(json.dumps(steps_child(json.loads(sys.argv[2]))))
+        return
     args = parser.parse_args(argv)
     simple = {"plot": cmd_plot, "table": cmd_table, "profile": cmd_profile, "optimizer": cmd_optimizer}
     simple["exp"] = cmd_exp
     if args.command in simple:
         simple[args.command](args)
         return
-    if args.quick and args.command == "models":
+    quick = getattr(args, "quick", False)
+    if quick and args.command == "models":
         args.sizes, args.batches, args.repeats, args.memory = [9, 60, 200], ["32x9"], 3, "largest"
         args.models, args.modes = ["transip-S", "mace-128x0e"], ["infer", "train"]
-    elif args.quick:
+    elif quick:
         args.repeats, args.memory = 3, "none"
     info = machine()
     print(json.dumps(info))
-    results = {"models": cmd_models, "attention": cmd_attention, "compare": cmd_compare}[args.command](args)
+    commands = {"models": cmd_models, "attention": cmd_attention, "compare": cmd_compare}
+    results = {**commands, "allocator": cmd_allocator}[args.command](args)
     if args.json:
         write_results(args.json, info, results)
 
