@@ -15,6 +15,7 @@ from ._dataset import (
     MoleculeDataset,
     ReadOptions,
     SubsetDataset,
+    numbers_and_energies,
     resolve_index,
     subset,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "bundled_dataset",
     "dataset_summary",
     "make_loader",
+    "numbers_and_energies",
     "molecule_from_atoms",
     "molecule_to_atoms",
     "pack_by_atoms",

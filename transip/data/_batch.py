@@ -37,6 +37,11 @@ class HostSummary:
     charge: tuple[int, int]
     spin: tuple[int, int]
 
+    @property
+    def largest(self) -> int:
+        """Atoms in the batch's largest molecule."""
+        return max(b - a for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True))
+
 
 @dataclass
 class Batch:

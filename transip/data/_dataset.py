@@ -8,7 +8,7 @@ batches by atom budget before any structure is read.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +200,17 @@ class InMemoryDataset(MoleculeDataset):
 
     def _compute_sizes(self) -> np.ndarray:
         return np.array([len(m) for m in self._molecules], dtype=np.int64)
+
+
+def numbers_and_energies(molecules: Iterable[Molecule]) -> Iterator[tuple[np.ndarray, float | None]]:
+    """``(numbers, energy)`` of every molecule of a dataset, a list or any iterable of molecules.
+
+    A :class:`MoleculeDataset` goes through :meth:`MoleculeDataset.numbers_and_energies`, which
+    skips building whole molecules where its reader can.
+    """
+    if isinstance(molecules, MoleculeDataset):
+        return molecules.numbers_and_energies()
+    return ((m.numbers, m.energy) for m in molecules)
 
 
 class SubsetDataset(MoleculeDataset):

@@ -26,20 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._dataset import MoleculeDataset
+from ._dataset import numbers_and_energies
 from ._molecule import Molecule
 from ._validation import MAX_Z
 
 #: Default rows of ``[C | E]`` held at once by :meth:`ElementReferences.fit` (1 MB in float64).
 FIT_CHUNK_SIZE = 1024
 _COLS = MAX_Z + 2  # atom counts of Z = 0..118, then the energy
-
-
-def _numbers_and_energies(molecules: Iterable[Molecule]) -> Iterator[tuple[np.ndarray, float | None]]:
-    """``(numbers, energy)`` per molecule; datasets may skip building whole molecules."""
-    if isinstance(molecules, MoleculeDataset):
-        return molecules.numbers_and_energies()
-    return ((m.numbers, m.energy) for m in molecules)
 
 
 def _stacked_factor(
@@ -177,7 +170,7 @@ class ElementReferences:
         one_shot = isinstance(molecules, Iterator)
         if mae and one_shot:
             raise ValueError("mae=True reads the molecules twice: pass a dataset or a list, not an iterator")
-        r, atoms, n = _stacked_factor(_numbers_and_energies(molecules), chunk_size)
+        r, atoms, n = _stacked_factor(numbers_and_energies(molecules), chunk_size)
         if n == 0:
             raise ValueError("cannot fit element references: no molecule has an energy")
         present = np.flatnonzero(atoms)
@@ -191,7 +184,7 @@ class ElementReferences:
             mae = not one_shot
         if mae:
             abs_sum, sq_sum, seen = 0.0, 0.0, 0
-            for numbers, energy in _numbers_and_energies(molecules):
+            for numbers, energy in numbers_and_energies(molecules):
                 if energy is None:
                     continue
                 residual = energy - float(full[numbers].sum())

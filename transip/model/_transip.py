@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import nn
 
-from ..data import Batch
+from ..data import Batch, HostSummary
 from ._attention import AttentionLayout
 from ._block import TransformerBlock, split_layers
 from ._config import TransIPConfig
@@ -193,24 +193,23 @@ class TransIP(nn.Module):
                 the configured ranges, or a molecule longer than ``max_atoms``.
         """
         c = self.config
-        if batch.host is not None:
-            h = batch.host
-            offsets, (z_lo, z_hi), (q_lo, q_hi), (s_lo, s_hi) = h.offsets, h.numbers, h.charge, h.spin
-        else:
+        h = batch.host
+        if h is None:  # one read: the offsets and the extremes, as a summary of the batch
             extremes = [v for t in (batch.numbers, batch.charge, batch.spin) for v in torch.aminmax(t)]
-            host = torch.cat([batch.ptr, torch.stack(extremes).to(batch.ptr)]).tolist()
-            offsets, (z_lo, z_hi, q_lo, q_hi, s_lo, s_hi) = host[:-6], host[-6:]
+            values = torch.cat([batch.ptr, torch.stack(extremes).to(batch.ptr)]).tolist()
+            z_lo, z_hi, q_lo, q_hi, s_lo, s_hi = values[-6:]
+            h = HostSummary(tuple(values[:-6]), (z_lo, z_hi), (q_lo, q_hi), (s_lo, s_hi))
+        (z_lo, z_hi), (q_lo, q_hi), (s_lo, s_hi) = h.numbers, h.charge, h.spin
         if z_lo < 1 or z_hi > c.max_z:
             check_numbers(batch.numbers, c.max_z)
         if not (c.charge_range[0] <= q_lo and q_hi <= c.charge_range[1]) or not (
             c.spin_range[0] <= s_lo and s_hi <= c.spin_range[1]
         ):
             self.global_bias.check(batch.charge, batch.spin)
-        largest = max(b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True))
-        if largest > c.max_atoms:
-            raise ValueError(f"a molecule has {largest} atoms; the context length is {c.max_atoms}")
+        if h.largest > c.max_atoms:
+            raise ValueError(f"a molecule has {h.largest} atoms; the context length is {c.max_atoms}")
         return AttentionLayout.from_offsets(
-            offsets, device=batch.ptr.device, growth=c.bucket_growth, slack=c.bucket_slack
+            list(h.offsets), device=batch.ptr.device, growth=c.bucket_growth, slack=c.bucket_slack
         )
 
     @property

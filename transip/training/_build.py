@@ -24,9 +24,9 @@ from transip.data import (
     MAX_Z,
     AtomBudgetSampler,
     ElementReferences,
-    MoleculeDataset,
     ReferenceFitReport,
     bundled_dataset,
+    numbers_and_energies,
     read_dataset,
     split_dataset,
     subset,
@@ -161,12 +161,8 @@ def warn_unseen_elements(dataset, trained: tuple[int, ...], name: str) -> list[i
     """
     if dataset is None:
         return []
-    if isinstance(dataset, MoleculeDataset):  # without building whole molecules where it can
-        numbers = (z for z, _ in dataset.numbers_and_energies())
-    else:
-        numbers = (mol.numbers for mol in dataset)
     seen = np.zeros(MAX_Z + 1, dtype=bool)
-    for z in numbers:
+    for z, _ in numbers_and_energies(dataset):  # without building whole molecules where it can
         seen[z] = True
     unseen = sorted(set(np.flatnonzero(seen).tolist()) - set(trained))
     if unseen:

@@ -100,11 +100,7 @@ def pad_tokens(z: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tenso
     """Packed ``(T, D)`` embeddings to a padded ``(B, N_max, D)`` tensor and its ``(B, N_max)`` mask.
 
     ``N_max`` comes from the batch's host summary when it has one (no device read)."""
-    if batch.host is not None:
-        offsets = batch.host.offsets
-        n_max = max(b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True))
-    else:
-        n_max = int(batch.num_atoms.max())
+    n_max = batch.host.largest if batch.host is not None else int(batch.num_atoms.max())
     pos = torch.arange(z.shape[0], device=z.device) - batch.ptr[:-1][batch.batch]  # (T,)
     out = z.new_zeros(batch.num_molecules, n_max, z.shape[-1])
     out[batch.batch, pos] = z
