@@ -12,16 +12,12 @@ import torch
 from .data import Batch
 
 
-def _centre(
-    positions: torch.Tensor, numbers: torch.Tensor, index: torch.Tensor, n: int
-) -> torch.Tensor:
+def _centre(positions: torch.Tensor, numbers: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     """Per-molecule centre of mass ``(B, 3)`` of packed positions."""
     from ase.data import atomic_masses
 
     masses = torch.as_tensor(atomic_masses, dtype=positions.dtype, device=positions.device)[numbers]
-    total = torch.zeros(n, dtype=positions.dtype, device=positions.device).index_add_(
-        0, index, masses
-    )
+    total = torch.zeros(n, dtype=positions.dtype, device=positions.device).index_add_(0, index, masses)
     weighted = torch.zeros(n, 3, dtype=positions.dtype, device=positions.device)
     weighted.index_add_(0, index, positions * masses[:, None])
     return weighted / total[:, None]

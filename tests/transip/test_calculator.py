@@ -35,6 +35,7 @@ def _ethanol_frames() -> tuple:
     with gzip.open(bundled_dataset("ethanol_train"), "rt") as f:
         return tuple(ase.io.read(io.StringIO(f.read()), ":", format="extxyz"))
 
+
 G2_SMALL = str(Path(__file__).parent / "fixtures" / "g2_xtb_small.extxyz")
 
 
