@@ -771,7 +771,8 @@ def cmd_plot(args) -> None:
     ax.set_xlabel("system (atoms, or molecules x atoms)")
     ax.set_ylabel("time(MACE) / time(TransIP)")
     info = data["machine"]
-    ax.set_title(f"{info['cpu']}, {info['torch_threads']} threads, {info['date'][:10]}")
+    threads = info["torch_threads"]
+    ax.set_title(f"{info['cpu']}, {threads} thread{'s' if threads != 1 else ''}, {info['date'][:10]}")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
