@@ -1,7 +1,7 @@
 """Side-by-side speed and memory of TransIP, MACE and eSEN, and of TransIP's attention kernels.
 
 Run inside the benchmark environment (``examples/bench_env.sh``: mace-torch pins e3nn 0.4.4; for
-eSEN, ``examples/esen_env.sh``: fairchem-core needs e3nn >= 0.5)::
+eSEN, ``bash examples/bench_env.sh esen``: fairchem-core needs e3nn >= 0.5)::
 
     python examples/benchmark.py models --quick --json runs/bench.json
     python examples/benchmark.py models --sizes 9 21 60 200 1000 --batches 32x9 32x21 --repeats 5
