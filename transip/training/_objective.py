@@ -109,20 +109,6 @@ def pad_tokens(z: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tenso
     return out, mask
 
 
-def join_batches(first: Batch, second: Batch) -> Batch:
-    """One packed batch holding the molecules of ``first``, then those of ``second``.
-
-    :meth:`Batch.cat <transip.data.Batch.cat>` of the two: labels are kept when both have them
-    (the model does not read them), and so is the host summary, so the joined pass reads nothing
-    from the device either.
-
-    Shape:
-        - first: ``B1`` molecules, ``T1`` atoms; second: ``B2``, ``T2``
-        - output: ``B1 + B2`` molecules, ``T1 + T2`` atoms (``first``'s atoms are rows ``:T1``)
-    """
-    return Batch.cat([first, second])
-
-
 def compute_objective(
     model: nn.Module,
     batch: Batch,
@@ -219,7 +205,7 @@ def _joint_forward(
         ``(B, D)`` graph embeddings.
     """
     t, b = batch.positions.shape[0], batch.num_molecules
-    both = model(join_batches(batch, rotated), compute_forces=want_forces, training=create_graph)
+    both = model(Batch.cat([batch, rotated]), compute_forces=want_forces, training=create_graph)
     out = TransIPOutput(
         energy=both.energy[:b],
         forces=None if both.forces is None else both.forces[:t],

@@ -12,7 +12,7 @@ from transip.data import Batch, read_dataset
 from transip.model import TransIP, TransIPConfig
 from transip.symmetry import rotate_batch
 from transip.training import TransIPObjective, compute_objective, energy_loss, force_loss, load_config, train
-from transip.training._objective import join_batches, pad_tokens
+from transip.training._objective import pad_tokens
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -106,9 +106,9 @@ def test_pad_tokens_places_every_atom(batch):
         assert torch.equal(padded[b, hi - lo :], torch.zeros_like(padded[b, hi - lo :]))
 
 
-def test_join_batches_puts_the_second_batch_after_the_first(model, batch):
+def test_cat_puts_the_second_batch_after_the_first(model, batch):
     small = Batch.from_molecules(batch.to_molecules()[:2])
-    joined = join_batches(batch, small)
+    joined = Batch.cat([batch, small])
     t, b = batch.positions.shape[0], batch.num_molecules
     assert joined.num_molecules == b + 2
     assert torch.equal(joined.positions[:t], batch.positions)
