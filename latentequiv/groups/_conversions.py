@@ -118,8 +118,13 @@ def matrix_to_euler_angles(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def _wrap(angle: torch.Tensor) -> torch.Tensor:
-    """Map angles to ``[-pi, pi)``."""
-    return torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
+    """Map angles to ``[-pi, pi)``.
+
+    ``remainder(a + pi, 2 pi) - pi`` alone can round up to ``pi`` itself (when the remainder lies
+    within half an ulp of ``2 pi``); those values are the same angle as ``-pi``.
+    """
+    wrapped = torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
+    return torch.where(wrapped >= math.pi, wrapped - 2 * math.pi, wrapped)
 
 
 def matrix_to_6d(R: torch.Tensor) -> torch.Tensor:

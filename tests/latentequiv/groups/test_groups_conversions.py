@@ -164,6 +164,14 @@ def test_euler_round_trip_from_matrices(R):
     assert torch.allclose(euler_angles_to_matrix(alpha, beta, gamma), R, atol=ATOL)
 
 
+def test_euler_angles_stay_below_pi_where_wrapping_rounds_up():
+    """A rotation hypothesis found: ``alpha + gamma`` just under ``2 pi`` wrapped to exactly ``pi``."""
+    R = quaternion_to_matrix(torch.tensor([0.0, -0.5, 2.220446049250313e-16, 0.5], dtype=f64))
+    alpha, beta, gamma = matrix_to_euler_angles(R)
+    assert -math.pi <= alpha < math.pi and -math.pi <= gamma < math.pi
+    assert torch.allclose(euler_angles_to_matrix(alpha, beta, gamma), R, atol=ATOL)
+
+
 angles = st.floats(-math.pi, math.pi - 1e-3)
 
 
