@@ -128,16 +128,50 @@ def load_datasets(data: DataConfig, *, seed: int, max_atoms: int):
 
 @dataclass(frozen=True)
 class ReferenceFit:
-    """Element references fitted on the training set and the energy scale derived from them."""
+    """Element references fitted on the training set and the units derived from the labels.
+
+    Attributes:
+        references: per-element reference energies.
+        report: the fit's residuals.
+        energy_scale: RMS of the referenced training energies, eV (floored at 1 meV).
+        force_rms: RMS of the training force components, eV/Å (``nan`` without forces; floored
+            at 1 meV/Å), over at most :data:`FORCE_RMS_SAMPLE` molecules.
+    """
 
     references: ElementReferences
     report: ReferenceFitReport
     energy_scale: float
+    force_rms: float = float("nan")
+
+    def unit(self, name: str) -> float:
+        """``"energy_rms"`` or ``"force_rms"`` (the energy RMS when the set has no forces)."""
+        if name == "force_rms" and math.isfinite(self.force_rms):
+            return self.force_rms
+        return self.energy_scale
 
 
 #: Training sets up to this many molecules get the exact residual MAE of the reference fit (a second
 #: read of ``(numbers, energy)``); larger ones log the RMSE only.
 MAE_PASS_LIMIT = 200_000
+
+
+#: The force RMS is estimated on a seeded random sample of at most this many training molecules.
+FORCE_RMS_SAMPLE = 10_000
+
+
+def force_rms(dataset, *, sample: int = FORCE_RMS_SAMPLE, seed: int = 0) -> float:
+    """RMS of the force components of (a seeded sample of) ``dataset``, eV/Å; ``nan`` without forces."""
+    n = len(dataset)
+    idx = (
+        np.arange(n) if n <= sample else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+    )
+    total, count = 0.0, 0
+    for i in idx:
+        forces = dataset[int(i)].forces
+        if forces is not None:
+            total += float(np.square(forces).sum())
+            count += forces.size
+    return max(math.sqrt(total / count), 1e-3) if count else float("nan")
 
 
 def fit_references(train) -> ReferenceFit:
@@ -150,7 +184,7 @@ def fit_references(train) -> ReferenceFit:
     :data:`MAE_PASS_LIMIT` molecules and is ``nan`` beyond (:meth:`ElementReferences.fit`).
     """
     refs, report = ElementReferences.fit(train, mae=len(train) <= MAE_PASS_LIMIT)
-    return ReferenceFit(refs, report, max(report.rmse, 1e-3))
+    return ReferenceFit(refs, report, max(report.rmse, 1e-3), force_rms(train))
 
 
 def warn_unseen_elements(dataset, trained: tuple[int, ...], name: str) -> list[int]:
@@ -176,11 +210,11 @@ def warn_unseen_elements(dataset, trained: tuple[int, ...], name: str) -> list[i
 
 
 def build_model(config: TrainingConfig, fit: ReferenceFit | None = None) -> TransIP:
-    """A fresh TransIP with the fitted references and energy scale."""
+    """A fresh TransIP with the fitted references and the head's unit (``loss.head_unit``)."""
     model = TransIP(resolve_model_config(config.model))
     if fit is not None:
         model.set_element_references(fit.references)
-        model.set_energy_scale(fit.energy_scale)
+        model.set_energy_scale(fit.unit(config.loss.head_unit))
     return model
 
 
@@ -205,8 +239,14 @@ def build_latent_loss(eq: EquivarianceConfig):
     return functools.partial(fn, normalize=eq.normalize)
 
 
-def build_objective(config: TrainingConfig, model: TransIP) -> TransIPObjective:
-    """Model + tau + the objective's settings, as one module."""
+def build_objective(
+    config: TrainingConfig, model: TransIP, fit: ReferenceFit | None = None
+) -> TransIPObjective:
+    """Model + tau + the objective's settings, as one module.
+
+    The energy error is divided by the energy RMS and the force error by ``loss.force_unit``
+    (from ``fit``); without ``fit``, both by the model's ``energy_scale``.
+    """
     eq = config.equivariance
     tau = build_tau(eq, model.config.d_model)
     return TransIPObjective(
@@ -222,6 +262,8 @@ def build_objective(config: TrainingConfig, model: TransIP) -> TransIPObjective:
         equivariance_weight=eq.weight,
         energy_kind=config.loss.energy,
         force_kind=config.loss.force,
+        energy_unit=None if fit is None else fit.energy_scale,
+        force_unit=None if fit is None else fit.unit(config.loss.force_unit),
     )
 
 
@@ -246,6 +288,23 @@ def build_optimizer(module: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
 
 
 @dataclass
+class BudgetClock:
+    """The fraction of ``train.budget_seconds`` used, which the learning-rate schedule reads.
+
+    The loop sets ``cpu_seconds`` after every step (0 and unused without a budget)."""
+
+    budget: float
+    cpu_seconds: float = 0.0
+
+    def fraction(self) -> float:
+        return self.cpu_seconds / self.budget if self.budget > 0 else 0.0
+
+    @property
+    def spent(self) -> bool:
+        return self.budget > 0 and self.cpu_seconds >= self.budget
+
+
+@dataclass
 class RunParts:
     """Everything a run is made of, built from its configuration."""
 
@@ -258,6 +317,7 @@ class RunParts:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     ema: ExponentialMovingAverage | None
     sampler: AtomBudgetSampler
+    clock: BudgetClock
 
 
 def build_run(
@@ -294,19 +354,25 @@ def build_run(
             else f"residual MAE not computed (more than {MAE_PASS_LIMIT} molecules)"
         )
         logging.getLogger("transip.training").info(
-            "element references on %d molecules: %s, RMSE %.4f eV (the energy scale)",
+            "element references on %d molecules: %s, RMSE %.4f eV (the energy unit); force RMS %.4f eV/Å",
             report.n,
             mae,
             report.rmse,
+            fit.force_rms,
         )
         for name, dataset in (("data.val", val_set), ("data.test", test_set)):
             warn_unseen_elements(dataset, fit.report.elements, name)
     model = build_model(config, fit).to(device=device, dtype=dtype)
-    objective = build_objective(config, model).to(device=device, dtype=dtype)
+    objective = build_objective(config, model, fit).to(device=device, dtype=dtype)
     optimizer = build_optimizer(objective, config.optim)
     o = config.optim
+    clock = BudgetClock(config.train.budget_seconds)
     scheduler = make_scheduler(
-        optimizer, config.train.steps, warmup_fraction=o.warmup_fraction, final_fraction=o.final_lr_fraction
+        optimizer,
+        config.train.steps,
+        warmup_fraction=o.warmup_fraction,
+        final_fraction=o.final_lr_fraction,
+        progress=clock.fraction if clock.budget > 0 else None,
     )
     ema = ExponentialMovingAverage(objective, o.ema_decay) if o.ema_decay > 0 else None
     sampler = AtomBudgetSampler(
@@ -317,4 +383,4 @@ def build_run(
         num_replicas=world_size,
         rank=rank,
     )
-    return RunParts(train_set, val_set, test_set, fit, objective, optimizer, scheduler, ema, sampler)
+    return RunParts(train_set, val_set, test_set, fit, objective, optimizer, scheduler, ema, sampler, clock)

@@ -63,6 +63,12 @@ class LossConfig:
     force_weight: float = 15.0
     energy: Literal["mse", "per_atom_mse"] = "mse"
     force: Literal["l2", "squared"] = "l2"
+    # the energy head's output unit: the RMS of the referenced training energies (eV), or the RMS of
+    # the training force components (eV/Å, read as eV: MACE's choice), which puts the forces at the
+    # start of training on the scale of the labels whatever the energy spread
+    head_unit: Literal["energy_rms", "force_rms"] = "energy_rms"
+    # what the force error is divided by: the energy RMS (read per Å) or the force RMS
+    force_unit: Literal["energy_rms", "force_rms"] = "energy_rms"
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class TrainConfig:
     """The step budget, reproducibility and the device."""
 
     steps: int = 1500
+    budget_seconds: float = 0.0  # >0: also stop after this many CPU seconds of training steps
     seed: int = 0
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"

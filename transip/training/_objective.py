@@ -1,10 +1,13 @@
 """The training objective ``L = lambda_E L_E + lambda_F L_F + lambda_equiv L_equiv`` (TransIP, Eq. 4).
 
 - ``L_E`` compares *total* energies, whose difference equals the difference of referenced energies
-  (the element references cancel), divided by the model's ``energy_scale``: ``"mse"`` is
+  (the element references cancel), divided by an energy unit ``s`` (default the model's
+  ``energy_scale``; :func:`compute_objective`'s ``energy_unit``): ``"mse"`` is
   ``mean_b ((E_pred - E_true) / s)^2``; ``"per_atom_mse"`` divides each error by the atom count first.
-- ``L_F`` is the paper's force norm, ``"l2"``: ``mean_i ||F_pred_i - F_true_i||_2 / s`` over atoms, or
-  ``"squared"``: ``mean_i ||F_pred_i - F_true_i||^2 / s^2``. It is only computed when the batch has forces.
+- ``L_F`` is the paper's force norm, ``"l2"``: ``mean_i ||F_pred_i - F_true_i||_2 / s_F`` over
+  atoms, or ``"squared"``: ``mean_i ||F_pred_i - F_true_i||^2 / s_F^2``, with a force unit ``s_F``
+  (eV/Å; default the model's ``energy_scale`` read per Å, ``force_unit`` otherwise, e.g. the force
+  RMS). It is only computed when the batch has forces.
 - ``L_equiv`` (TransIP mode only) is the latent loss of :mod:`latentequiv.losses` between
   ``tau(R, f(x))`` and ``f(R x)``, on per-atom (``"node"``) or pooled (``"graph"``) embeddings.
   ``f(R x)`` comes from a second forward pass on the rotated copy (``latent_pass="separate"``) or
@@ -125,6 +128,8 @@ def compute_objective(
     energy_kind: Literal["mse", "per_atom_mse"] = "mse",
     force_kind: Literal["l2", "squared"] = "l2",
     latent_pass: Literal["separate", "joint"] = "separate",
+    energy_unit: float | None = None,
+    force_unit: float | None = None,
     create_graph: bool = True,
 ) -> LossTerms:
     """One evaluation of the training objective on a batch.
@@ -142,6 +147,8 @@ def compute_objective(
             ``(T, D)`` tokens (needed by the contrastive loss, whose items must be molecules).
         energy_weight, force_weight, equivariance_weight: the lambdas.
         energy_kind, force_kind: forms of ``L_E`` and ``L_F`` (module docstring).
+        energy_unit, force_unit: the divisors of the energy error (eV) and of the force error
+            (eV/Å); ``None``: the model's ``energy_scale`` (the head's unit).
         latent_pass: how the rotated copy is embedded (TransIP mode): ``"separate"``, a second
             forward pass (``model.embed``); ``"joint"``, the same forward pass as the batch (one
             batch of ``2B`` molecules, forces from the originals' energies only). Same loss and
@@ -166,12 +173,13 @@ def compute_objective(
         out, node_rot, graph_rot = _joint_forward(model, batch, rotated, want_forces, create_graph)
     else:
         out = model(batch, compute_forces=want_forces, training=create_graph)
-    scale = model.energy_scale
-    l_e = energy_loss(out.energy, batch.energy, batch.num_atoms, scale, energy_kind)
+    e_unit = model.energy_scale if energy_unit is None else energy_unit
+    f_unit = model.energy_scale if force_unit is None else force_unit
+    l_e = energy_loss(out.energy, batch.energy, batch.num_atoms, e_unit, energy_kind)
     total = energy_weight * l_e
     l_f = None
     if want_forces and out.forces is not None:
-        l_f = force_loss(out.forces, batch.forces, scale, force_kind)
+        l_f = force_loss(out.forces, batch.forces, f_unit, force_kind)
         total = total + force_weight * l_f
     l_eq = None
     if rotated is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -44,10 +45,19 @@ def make_scheduler(
     *,
     warmup_fraction: float = 0.01,
     final_fraction: float = 0.01,
+    progress: Callable[[], float] | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A :class:`~torch.optim.lr_scheduler.LambdaLR` following :func:`warmup_cosine`."""
+    """A :class:`~torch.optim.lr_scheduler.LambdaLR` following :func:`warmup_cosine`.
+
+    Args:
+        progress: for a run with a time budget, a callable giving the fraction of the budget used;
+            the schedule then stands at ``max(step, progress() * total_steps)``, so warm-up and decay
+            follow whichever of the two budgets runs out first.
+    """
 
     def multiplier(step: int) -> float:
+        if progress is not None:
+            step = max(step, int(progress() * total_steps))
         return warmup_cosine(
             step, total_steps, warmup_fraction=warmup_fraction, final_fraction=final_fraction
         )

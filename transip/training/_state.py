@@ -67,6 +67,7 @@ class LoopState:
     best_step: int = -1
     running: list[float] = field(default_factory=lambda: [0.0] * 6)
     elapsed: float = 0.0  # training seconds before this process started (resumed runs)
+    cpu_seconds: float = 0.0  # CPU seconds spent in training steps (not validation): train.budget_seconds
 
     def as_dict(self) -> dict:
         return asdict(self)

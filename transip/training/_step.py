@@ -136,6 +136,8 @@ def validation_sums(
     model, tau = objective.model, objective.tau
     s = objective.settings
     rotations_of = IndexedRotations(seed)
+    e_unit = s.get("energy_unit") or model.energy_scale
+    f_unit = s.get("force_unit") or model.energy_scale
     acc = MetricAccumulator()
     losses = torch.zeros(4, dtype=torch.float64, device=device)
     symmetry = None
@@ -157,12 +159,12 @@ def validation_sums(
         )
         if b.energy is not None:
             le = energy_loss(
-                out.energy, b.energy, b.num_atoms, model.energy_scale, s.get("energy_kind", "mse")
+                out.energy, b.energy, b.num_atoms, e_unit, s.get("energy_kind", "mse")
             )
             losses[0] += le.double() * b.num_molecules
             losses[1] += b.num_molecules
         if want_forces and out.forces is not None:
-            lf = force_loss(out.forces, b.forces, model.energy_scale, s.get("force_kind", "l2"))
+            lf = force_loss(out.forces, b.forces, f_unit, s.get("force_kind", "l2"))
             losses[2] += lf.double() * b.forces.shape[0]
             losses[3] += b.forces.shape[0]
         if equivariance:

@@ -88,6 +88,8 @@ def check_config(config: TrainingConfig) -> None:
         raise ConfigError("train.amp=bf16 needs a CUDA device (train.device=cuda)")
     if config.train.steps < 1:
         raise ConfigError("train.steps must be at least 1")
+    if config.train.budget_seconds < 0:
+        raise ConfigError("train.budget_seconds must be 0 (no time budget) or positive")
     if config.train.threads < 0:
         raise ConfigError("train.threads must be 0 (torch's default) or positive")
     if not 0.0 < config.data.val_fraction < 1.0 and not config.data.val:
@@ -182,7 +184,9 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas)
         )
         if writer:
             log.info("resumed from %s at step %d", run_dir / "last.pt", state.step)
-    if state.step >= total and writer:
+    clock = parts.clock
+    clock.cpu_seconds = state.cpu_seconds
+    if (state.step >= total or clock.spent) and writer:
         log.info("nothing to do: the run already took %d of %d steps", state.step, total)
     step_module = replicas.wrap(objective, device)  # DDP with several processes
 
@@ -236,7 +240,7 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas)
     t0, elapsed0 = time.perf_counter(), state.elapsed
     objective.train()
     with ReplicaStopRequest() if replicas.distributed else StopRequest() as stop:
-        while state.step < total and not interrupted:
+        while state.step < total and not clock.spent and not interrupted:
             sampler.set_epoch(state.epoch)
             loader = torch.utils.data.DataLoader(
                 train_set,
@@ -246,6 +250,7 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas)
                 pin_memory=device.type == "cuda",
                 generator=loader_gen,
             )
+            cpu0 = time.process_time()
             for batch in loader:
                 batch = batch.to(device)
                 rotations = None
@@ -264,6 +269,9 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas)
                 )
                 if ema is not None:
                     ema.update(objective)
+                cpu = time.process_time()
+                state.cpu_seconds += cpu - cpu0
+                clock.cpu_seconds = state.cpu_seconds
                 state.step += 1
                 state.position += 1
                 step_values = (terms.total, terms.energy, terms.force, terms.equivariance, grad_norm, one)
@@ -282,6 +290,7 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas)
                             "loss_equivariance": values[3] / n if terms.equivariance is not None else None,
                             "grad_norm": values[4] / n if grad_norm is not None else None,
                             "time": elapsed0 + time.perf_counter() - t0,
+                            "cpu_time": state.cpu_seconds,
                         },
                     )
                     running.zero_()
@@ -289,13 +298,19 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas)
                         raise FloatingPointError(f"training loss is {values[0]} at step {state.step}")
                 if on_step is not None:
                     on_step(state.step)
-                last = state.step >= total
+                # with a CPU budget all ranks must agree that it is spent (their clocks differ)
+                spent = (
+                    clock.spent
+                    if not replicas.distributed or clock.budget <= 0
+                    else replicas.any(clock.spent)
+                )
+                last = state.step >= total or spent
                 # all ranks stop after the same step, whichever got the signal
                 stopping = replicas.any(stop.requested or (stop_at is not None and state.step >= stop_at))
                 metrics = None
                 if state.step % config.train.val_every == 0 or last:
                     metrics = validate()
-                    logger.log_val(state.step, metrics)
+                    logger.log_val(state.step, {**metrics, "cpu_time": state.cpu_seconds})
                     history.append({"step": state.step, **metrics})
                     score = _score(metrics, config.eval.best_metric)
                     # rank 0 decides (the metrics agree on every rank; this guards against a
@@ -308,6 +323,7 @@ def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas)
                 if last or stopping:
                     interrupted = stopping and not last
                     break
+                cpu0 = time.process_time()  # validation and checkpoints are not training time
             else:
                 state.epoch += 1
                 state.position = 0
@@ -355,5 +371,11 @@ def _read_history(logger: RunLogger) -> list[dict]:
         return []
     rows = []
     for r in logger.val.rows():
-        rows.append({k: (int(v) if k == "step" else (float(v) if v != "" else None)) for k, v in r.items()})
+        rows.append(
+            {
+                k: (int(v) if k == "step" else (float(v) if v != "" else None))
+                for k, v in r.items()
+                if k != "cpu_time"  # a clock reading, not a metric: history holds metrics only
+            }
+        )
     return rows

@@ -205,7 +205,7 @@ def _reports(out: Path) -> list[dict]:
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
 
 
-def _rows(path: Path, drop=("time",)) -> list[dict]:
+def _rows(path: Path, drop=("time", "cpu_time")) -> list[dict]:
     with open(path, newline="") as f:
         return [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(f)]
 

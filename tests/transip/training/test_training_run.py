@@ -20,7 +20,7 @@ def _equal_states(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _rows(path, drop=("time",)):
+def _rows(path, drop=("time", "cpu_time")):
     with open(path, newline="") as f:
         return [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(f)]
 
