@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # ACCURACY_RECORDS / ACCURACY_WORK move the records and run directories (e.g. for a smoke run)
 RECORDS = Path(os.environ.get("ACCURACY_RECORDS", ROOT / "docs" / "transip" / "accuracy" / "records"))
 WORK = Path(os.environ.get("ACCURACY_WORK", ROOT / "runs" / "accuracy"))
-MACE_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+MACE_PYTHON = Path(os.environ.get("ACCURACY_MACE_PYTHON", ROOT / ".venv-bench" / "bin" / "python"))
 ROTATION_SEED = 20240917  # the fixed per-structure rotations of the turned test copies
 
 #: TransIP variants: name -> ``--section.key=value`` overrides on top of the library's defaults
