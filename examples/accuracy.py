@@ -47,11 +47,17 @@ ROTATION_SEED = 20240917  # the fixed per-structure rotations of the turned test
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "force_rms": ["--loss.head_unit=force_rms", "--loss.force_unit=force_rms"],
+    "force_rms+nb8": [
+        "--loss.head_unit=force_rms",
+        "--loss.force_unit=force_rms",
+        "--model.neighbour_channels=8",
+    ],
 }
 #: MACE variants: name -> accuracy_mace.py options
 MACE_VARIANTS: dict[str, list[str]] = {
-    "64x0e": ["--hidden", "64x0e"],
-    "128x0e+128x1o": ["--hidden", "128x0e + 128x1o"],
+    "64x0e": ["--hidden", "64x0e", "--dtype", "float32"],
+    "64x0e-f64": ["--hidden", "64x0e", "--dtype", "float64"],  # mace_run_train's default precision
+    "128x0e+128x1o": ["--hidden", "128x0e + 128x1o", "--dtype", "float32"],
 }
 MODES = ("transip", "transaug", "none")
 

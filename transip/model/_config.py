@@ -27,6 +27,10 @@ class TransIPConfig:
         attn_dropout: dropout on attention weights (paper: 0.0).
         num_rbf: Gaussian radial-basis channels ``K``; ``0`` disables both RBF paths.
         rbf_cutoff: RBF centres span ``[0, rbf_cutoff]`` Å; also the cosine cutoff of the per-atom sum.
+        neighbour_channels: ``S``; when positive, each token also gets
+            ``sum_{j != i} e(Z_j) fc(r_ij) phi(r_ij)``, the RBF sums weighted by a learned
+            ``S``-dimensional embedding of the neighbour's element (which elements sit at which
+            distances), projected to ``d_model``. ``0``: off (needs ``num_rbf > 0``).
         max_atoms: context length, the largest molecule accepted.
         max_z: largest atomic number accepted.
         charge_range: inclusive ``(min, max)`` total charge with a learned embedding.
@@ -57,6 +61,7 @@ class TransIPConfig:
     attn_dropout: float = 0.0
     num_rbf: int = 64
     rbf_cutoff: float = 6.0
+    neighbour_channels: int = 0
     max_atoms: int = 1024
     max_z: int = 118
     charge_range: tuple[int, int] = (-10, 10)
@@ -78,6 +83,8 @@ class TransIPConfig:
             raise ValueError(f"pooling must be 'sum' or 'mean', got {self.pooling!r}")
         if self.num_rbf < 0 or self.n_layers < 1 or self.d_model < 1:
             raise ValueError("num_rbf must be >= 0, n_layers and d_model >= 1")
+        if self.neighbour_channels < 0 or (self.neighbour_channels > 0 and self.num_rbf == 0):
+            raise ValueError("neighbour_channels must be >= 0 and needs num_rbf > 0")
         for name, (lo, hi) in (("charge_range", self.charge_range), ("spin_range", self.spin_range)):
             if lo > hi:
                 raise ValueError(f"{name}={(lo, hi)} is empty")

@@ -95,24 +95,55 @@ class RadialBasis(nn.Module):
         return pair_phi, layout.scatter(atom_phi)
 
     def projected(
-        self, positions: torch.Tensor, layout: AttentionLayout, weight: torch.Tensor
-    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        self,
+        positions: torch.Tensor,
+        layout: AttentionLayout,
+        weight: torch.Tensor,
+        neighbour: torch.Tensor | None = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
         """``phi(r_ij) @ weight.T`` per bucket and the per-atom cutoff-weighted sums, as
         ``forward`` followed by a linear map, but without keeping any ``(N_b, N_b, K)`` tensor
         for the backward passes (:func:`~transip.model._rbf_features.gaussian_pair_features`).
 
+        With ``neighbour`` (a weight per atom and channel, e.g. a learned embedding of its element),
+        also the neighbour-weighted sums ``A_isk = sum_{j != i} e_s(j) fc(r_ij) phi_k(r_ij)``: which
+        elements sit at which distances, the two-body part of an atom's environment.
+
         Shape:
-            - positions: ``(T, 3)``; weight: ``(M, K)``
-            - output: ``[(B_b, N_b, N_b, M)]`` per bucket, and ``(T, K)`` per-atom sums
+            - positions: ``(T, 3)``; weight: ``(M, K)``; neighbour: ``(T, S)``
+            - output: ``[(B_b, N_b, N_b, M)]`` per bucket, ``(T, K)`` per-atom sums, and
+              ``(T, S, K)`` neighbour-weighted sums (``None`` without ``neighbour``)
         """
-        pair_out, atom_phi = [], []
-        for bucket, pos in zip(layout.buckets, layout.gather(positions), strict=True):
+        pair_out, atom_phi, species_phi = [], [], []
+        blocks = layout.gather(neighbour) if neighbour is not None else [None] * len(layout.buckets)
+        for bucket, pos, e in zip(layout.buckets, layout.gather(positions), blocks, strict=True):
             r, pairs = pair_distances(pos, bucket.mask)  # (B_b, N_b, N_b)
             weight_ij = cosine_cutoff(r, self.cutoff) * pairs  # self and padding pairs excluded
             y, a = gaussian_pair_features(r, weight_ij, weight, self.centres, self.gamma)
             pair_out.append(y)  # (B_b, N_b, N_b, M)
             atom_phi.append(a)  # (B_b, N_b, K)
-        return pair_out, layout.scatter(atom_phi)
+            if e is not None:
+                species_phi.append(self._neighbour_sums(r, weight_ij, e))  # (B_b, N_b, S, K)
+        species = layout.scatter(species_phi) if neighbour is not None else None
+        return pair_out, layout.scatter(atom_phi), species
+
+    def _neighbour_sums(self, r: torch.Tensor, weight_ij: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """``sum_j e_s(j) w_ij phi_k(r_ij)`` for one bucket, through the memory-lean pair features.
+
+        The ``S`` channels ride in the batch dimension of :func:`gaussian_pair_features` with an
+        empty projection, so no ``(N, N, K)`` tensor is kept here either.
+
+        Shape:
+            - r, weight_ij: ``(B, N, N)``; e: ``(B, N, S)``
+            - output: ``(B, N, S, K)``
+        """
+        b, n, _ = r.shape
+        s = e.shape[-1]
+        c = (weight_ij[:, None] * e.permute(0, 2, 1)[:, :, None, :]).reshape(b * s, n, n)  # (B S, N, N)
+        rs = r[:, None].expand(b, s, n, n).reshape(b * s, n, n)
+        empty = r.new_zeros(0, self.centres.numel())
+        _, a = gaussian_pair_features(rs, c, empty, self.centres, self.gamma)  # (B S, N, K)
+        return a.view(b, s, n, -1).transpose(1, 2)
 
     def extra_repr(self) -> str:
         return f"num_rbf={self.centres.numel()}, cutoff={self.cutoff}, gamma={self.gamma:.4g}"

@@ -5,6 +5,7 @@ Architecture (paper, Section 3.1 and Appendix A)::
     x_c   = x - x_com                                  centred positions, (T, 3)
     h     = concat(phi_Z(Z), phi_x(x_c))               tokens, (T, D)
     h    += W sum_{j != i} phi(r_ij) fc(r_ij)           optional RBF atom features
+    h    += W' sum_{j != i} e(Z_j) (x) phi(r_ij) fc(r_ij) optional neighbour-element RBF features
     b     = psi_q(q) + psi_s(s)                        per molecule, (B, D)
     h     = Block_l(h + b, attention bias w_l . phi(r_ij)) for l = 1..L
     h     = LayerNorm(h)                               node embeddings, (T, D)
@@ -77,6 +78,9 @@ class TransIP(nn.Module):
         self.tokens = AtomTokens(c.d_model, species_dim, position_dim, c.max_z)
         self.rbf = RadialBasis(c.num_rbf, c.rbf_cutoff) if c.num_rbf > 0 else None
         self.rbf_embed = nn.Linear(c.num_rbf, c.d_model) if c.num_rbf > 0 else None
+        s = c.neighbour_channels
+        self.neighbour_species = nn.Embedding(c.max_z + 1, s) if s > 0 else None
+        self.neighbour_embed = nn.Linear(s * c.num_rbf, c.d_model) if s > 0 else None
         self.global_bias = GlobalBias(c.d_model, c.charge_range, c.spin_range)
         self.blocks = nn.ModuleList(
             TransformerBlock(c.d_model, c.n_heads, c.mlp_ratio, c.num_rbf, c.dropout, c.attn_dropout)
@@ -163,8 +167,11 @@ class TransIP(nn.Module):
             weight = torch.cat([block.attn.rbf_bias.weight for block in self.blocks])  # (L H, K)
             # detached outputs never reach the parameters: spare the custom backward their gradient
             weight = weight if param_grads else weight.detach()
-            pair_bias, atom_phi = self.rbf.projected(x, layout, weight)  # [(B_b, N_b, N_b, L H)], (T, K)
-            h = h + self.rbf_embed(atom_phi)
+            e = None if self.neighbour_species is None else self.neighbour_species(batch.numbers)  # (T, S)
+            pair_bias, atom_phi, species_phi = self.rbf.projected(x, layout, weight, e)
+            h = h + self.rbf_embed(atom_phi)  # atom_phi: (T, K); pair_bias: [(B_b, N_b, N_b, L H)]
+            if species_phi is not None:
+                h = h + self.neighbour_embed(species_phi.flatten(1))  # (T, S K) -> (T, D)
             biases = split_layers(pair_bias, c.n_layers)  # L lists of [(B_b, H, N_b, N_b)]
         bias = self.global_bias(batch.charge, batch.spin, check=False)[batch.batch]  # (T, D)
         blocks = self.blocks if double_backward or not self._compiled_blocks else self._compiled_blocks

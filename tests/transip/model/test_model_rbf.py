@@ -55,3 +55,26 @@ def test_atom_features_sum_over_other_atoms_only():
     torch.testing.assert_close(atom_phi[1], expect)
     assert torch.equal(atom_phi[2], torch.zeros(8, dtype=F64))
     assert pair_phi[0].shape == (2, 2, 2, 8)
+
+
+def test_neighbour_sums_equal_the_dense_formula_and_are_rotation_invariant():
+    """``A_isk = sum_{j != i} e_s(j) fc(r_ij) phi_k(r_ij)``: per molecule, whatever the batching."""
+    torch.manual_seed(0)
+    rbf = RadialBasis(12, 5.0).double()
+    sizes = (5, 9, 3)
+    positions = [torch.randn(n, 3, dtype=torch.float64) * 1.5 for n in sizes]
+    layout = AttentionLayout.from_offsets([0, 5, 14, 17])
+    e = torch.randn(17, 3, dtype=torch.float64)
+    empty = torch.zeros(0, 12, dtype=torch.float64)
+    _, _, got = rbf.projected(torch.cat(positions), layout, empty, e)  # (T, S, K)
+    start = 0
+    for pos in positions:
+        n = pos.shape[0]
+        r = torch.cdist(pos, pos)
+        w = cosine_cutoff(r, 5.0) * (1 - torch.eye(n, dtype=torch.float64))
+        ref = torch.einsum("ij,ijk,js->isk", w, gaussian_rbf(r, rbf.centres, rbf.gamma), e[start : start + n])
+        torch.testing.assert_close(got[start : start + n], ref, atol=1e-12, rtol=1e-12)
+        start += n
+    rotation = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
+    _, _, turned = rbf.projected(torch.cat(positions) @ rotation.T, layout, empty, e)
+    torch.testing.assert_close(turned, got, atol=1e-12, rtol=1e-12)
