@@ -42,16 +42,25 @@ WORK = Path(os.environ.get("ACCURACY_WORK", ROOT / "runs" / "accuracy"))
 MACE_PYTHON = Path(os.environ.get("ACCURACY_MACE_PYTHON", ROOT / ".venv-bench" / "bin" / "python"))
 ROTATION_SEED = 20240917  # the fixed per-structure rotations of the turned test copies
 
+F_HEAD, F_LOSS = "--loss.head_unit=force_rms", "--loss.force_unit=force_rms"
+NB8 = "--model.neighbour_channels=8"
 #: TransIP variants: name -> ``--section.key=value`` overrides on top of the library's defaults
 #: (the ablations of docs/transip/accuracy.md). ``mode`` is set per model.
 VARIANTS: dict[str, list[str]] = {
     "default": [],
-    "force_rms": ["--loss.head_unit=force_rms", "--loss.force_unit=force_rms"],
-    "force_rms+nb8": [
-        "--loss.head_unit=force_rms",
-        "--loss.force_unit=force_rms",
-        "--model.neighbour_channels=8",
-    ],
+    # units: the head's output unit and the force error's divisor (energy RMS by default)
+    "force_rms": [F_HEAD, F_LOSS],
+    "head_frms": [F_HEAD],
+    # architecture
+    "nb8": [NB8],
+    "head_frms+nb8": [F_HEAD, NB8],
+    "force_rms+nb8": [F_HEAD, F_LOSS, NB8],
+    # optimisation
+    "nb8+ema": [NB8, "--optim.ema_decay=0.999"],
+    "nb8+lr1e-3": [NB8, "--optim.lr=1e-3"],
+    "nb8+lr1e-2": [NB8, "--optim.lr=1e-2"],
+    "nb8+fw50": [NB8, "--loss.force_weight=50"],
+    "nb8+sq": [NB8, "--loss.force=squared"],
 }
 #: MACE variants: name -> accuracy_mace.py options
 MACE_VARIANTS: dict[str, list[str]] = {
