@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,8 +58,12 @@ def test_atom_features_sum_over_other_atoms_only():
     assert pair_phi[0].shape == (2, 2, 2, 8)
 
 
-def test_neighbour_sums_equal_the_dense_formula_and_are_rotation_invariant():
+@pytest.mark.parametrize("dense_limit", [0, 1 << 22])  # the memory-lean path, the plain formula
+def test_neighbour_sums_equal_the_dense_formula_and_are_rotation_invariant(monkeypatch, dense_limit):
     """``A_isk = sum_{j != i} e_s(j) fc(r_ij) phi_k(r_ij)``: per molecule, whatever the batching."""
+    from transip.model import _rbf
+
+    monkeypatch.setattr(_rbf, "DENSE_NEIGHBOUR_ELEMENTS", dense_limit)
     torch.manual_seed(0)
     rbf = RadialBasis(12, 5.0).double()
     sizes = (5, 9, 3)
