@@ -38,7 +38,7 @@ from latentequiv.losses import latent_equivariance_loss
 from latentequiv.tau import MLPTau
 from transip.data import Batch
 from transip.model import TransIP, TransIPConfig
-from transip.training import TransIPObjective, train_step
+from transip.training import EnergyTerm, ForceTerm, LatentTerm, TransIPObjective, train_step
 
 VARIANTS = ("train", "separate", "joint")
 
@@ -57,11 +57,11 @@ def objectives(preset: str, **overrides) -> tuple[dict[str, TransIPObjective], t
     model = TransIP(TransIPConfig.preset(preset, **overrides))
     d = model.config.d_model
     tau = MLPTau(d, group_dim=3, hidden=2 * d, depth=2, residual=True)
-    out = {"train": TransIPObjective(model)}
+    task = [EnergyTerm(5.0), ForceTerm(15.0)]
+    out = {"train": TransIPObjective(model, task)}
     for layout in ("separate", "joint"):
-        out[layout] = TransIPObjective(
-            model, tau=tau, latent_loss=latent_equivariance_loss, latent_pass=layout
-        )
+        latent = LatentTerm(5.0, latent_equivariance_loss)
+        out[layout] = TransIPObjective(model, [*task, latent], tau=tau, latent_pass=layout)
     params = [*model.parameters(), *tau.parameters()]
     return out, torch.optim.AdamW(params, lr=1e-5, fused=True)
 
@@ -79,7 +79,7 @@ def max_term_difference(objs: dict[str, TransIPObjective], batch: Batch, rotatio
     model.eval()
     a, b = (objs[k](batch, rotations).detach() for k in ("separate", "joint"))
     model.train()
-    pairs = [(a.total, b.total), (a.energy, b.energy), (a.force, b.force), (a.equivariance, b.equivariance)]
+    pairs = [(a.total, b.total), *((a[k], b[k]) for k in ("energy", "force", "equivariance"))]
     return max(float((x - y).abs() / y.abs().clamp_min(1e-12)) for x, y in pairs)
 
 

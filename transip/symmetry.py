@@ -7,20 +7,30 @@ Every caller (TransAug, the latent-equivariance pairs, the probes) goes through 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
+from ase.data import atomic_masses
 
 from .data import Batch
+from .model import centre_of_mass
 
 
-def _centre(positions: torch.Tensor, numbers: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-    """Per-molecule centre of mass ``(B, 3)`` of packed positions."""
-    from ase.data import atomic_masses
+def rotate_vectors(vectors: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """``R_t v_t`` for every row: each vector rotated by its own matrix.
 
-    masses = torch.as_tensor(atomic_masses, dtype=positions.dtype, device=positions.device)[numbers]
-    total = torch.zeros(n, dtype=positions.dtype, device=positions.device).index_add_(0, index, masses)
-    weighted = torch.zeros(n, 3, dtype=positions.dtype, device=positions.device)
-    weighted.index_add_(0, index, positions * masses[:, None])
-    return weighted / total[:, None]
+    Shape:
+        - vectors: ``(T, 3)``, rotations: ``(T, 3, 3)``
+        - output: ``(T, 3)``
+    """
+    return torch.einsum("tij,tj->ti", rotations, vectors)
+
+
+def molecule_centres(batch: Batch) -> torch.Tensor:
+    """Each molecule's centre of mass ``(B, 3)`` (ASE's masses; :func:`transip.model.centre_of_mass`)."""
+    x = batch.positions
+    masses = torch.as_tensor(atomic_masses, dtype=x.dtype, device=x.device)[batch.numbers]  # (T,)
+    return centre_of_mass(x, masses, batch.batch, batch.num_molecules)
 
 
 def rotate_batch(batch: Batch, rotations: torch.Tensor) -> Batch:
@@ -34,12 +44,10 @@ def rotate_batch(batch: Batch, rotations: torch.Tensor) -> Batch:
         A new batch; positions rotated about each molecule's centre of mass, forces rotated,
         everything else shared with the input.
     """
-    from dataclasses import replace
-
     r = rotations.to(batch.positions.dtype)[batch.batch]  # (T, 3, 3)
-    com = _centre(batch.positions, batch.numbers, batch.batch, batch.num_molecules)[batch.batch]
-    positions = torch.einsum("tij,tj->ti", r, batch.positions - com) + com
+    com = molecule_centres(batch)[batch.batch]  # (T, 3)
+    positions = rotate_vectors(batch.positions - com, r) + com
     forces = None
     if batch.forces is not None:
-        forces = torch.einsum("tij,tj->ti", r.to(batch.forces.dtype), batch.forces)
+        forces = rotate_vectors(batch.forces, r.to(batch.forces.dtype))
     return replace(batch, positions=positions, forces=forces)

@@ -1,7 +1,11 @@
-"""``make_loader``: a ``DataLoader`` that turns batches of indices into packed :class:`Batch` objects."""
+"""``make_loader``: a ``DataLoader`` that turns batches of indices into packed :class:`Batch` objects.
+
+The one place a ``DataLoader`` is built: training, validation and evaluation all read through it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -18,6 +22,8 @@ def make_loader(
     dtype: torch.dtype = torch.float32,
     pin_memory: bool = False,
     persistent_workers: bool = False,
+    generator: torch.Generator | None = None,
+    collate: Callable | None = None,
 ) -> DataLoader:
     """Build a ``DataLoader`` over ``dataset`` driven by a batch sampler.
 
@@ -30,6 +36,11 @@ def make_loader(
         dtype: floating dtype of positions and forces in the batches (energies stay float64).
         pin_memory: pin batches for faster host-to-GPU copies.
         persistent_workers: keep workers alive between epochs (needs ``num_workers > 0``).
+        generator: the generator each new iterator draws its worker seed from; ``None`` draws
+            from torch's global generator (the trainer passes its own, so that starting an epoch
+            leaves dropout's stream alone).
+        collate: how a list of items becomes a batch (default :meth:`Batch.from_molecules` in
+            ``dtype``).
 
     Returns:
         A ``DataLoader`` yielding :class:`Batch`.
@@ -45,7 +56,8 @@ def make_loader(
         dataset,
         batch_sampler=sampler,
         num_workers=num_workers,
-        collate_fn=partial(Batch.from_molecules, dtype=dtype),
+        collate_fn=collate or partial(Batch.from_molecules, dtype=dtype),
         pin_memory=pin_memory,
         persistent_workers=persistent_workers and num_workers > 0,
+        generator=generator,
     )

@@ -7,8 +7,9 @@ summed over batches, subsets and processes); :func:`evaluate` runs a model over 
 """
 
 from ._equivariance import (
+    ROTATION_STATISTICS,
     EquivarianceMetrics,
-    combine_statistics,
+    empty_statistics,
     equivariance_report,
     rotation_statistics,
     summarise_statistics,
@@ -27,16 +28,19 @@ from ._metrics import (
 )
 from ._plots import plot_learning_curves, plot_parity
 from ._predict import write_predictions
+from ._sums import NamedSums
 from ._table import format_equivariance, format_table
 
 __all__ = [
+    "ROTATION_STATISTICS",
     "STAT_COLUMNS",
     "EquivarianceMetrics",
     "EvaluationReport",
     "MetricAccumulator",
     "Metrics",
+    "NamedSums",
     "Predictions",
-    "combine_statistics",
+    "empty_statistics",
     "energy_mae",
     "energy_per_atom_mae",
     "equivariance_report",

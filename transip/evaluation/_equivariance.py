@@ -23,13 +23,15 @@ from torch import nn
 
 from latentequiv.groups import SO3
 from transip.data import Batch
-from transip.symmetry import rotate_batch
+from transip.symmetry import rotate_batch, rotate_vectors
 
 from ._loader import inference_batches
+from ._sums import NamedSums
 
 Target = Literal["node", "graph"]
 
-_KEYS = (
+#: the entries of :func:`rotation_statistics` (``energy_abs_max`` combines by max)
+ROTATION_STATISTICS = (
     "energy_abs_sum",  # sum_b |dE_b| (eV)
     "energy_abs_max",  # max_b |dE_b| (eV)
     "n_molecules",
@@ -88,25 +90,28 @@ def rotation_statistics(
         compute_forces: also measure forces.
 
     Returns:
-        ``(10,)`` float64 sums and counts (keys in ``_KEYS``; the max is stored in slot 1).
+        :class:`NamedSums` of :data:`ROTATION_STATISTICS` (add batches with ``+``).
     """
     if output is None:
         output = model(batch, compute_forces=compute_forces, training=False)
     rotated = model(rotate_batch(batch, rotations), compute_forces=compute_forces, training=False)
-    s = torch.zeros(len(_KEYS), dtype=torch.float64, device=batch.positions.device)
+    s = empty_statistics(batch.positions.device)
     de = (rotated.energy.double() - output.energy.double()).abs()  # (B,)
-    s[0], s[1], s[2] = de.sum(), de.max(), de.numel()
+    s.add(energy_abs_sum=de.sum(), energy_abs_max=de.max(), n_molecules=de.numel())
     if compute_forces and output.forces is not None and rotated.forces is not None:
-        r = rotations.to(torch.float64)[batch.batch]  # (T, 3, 3)
-        expected = torch.einsum("tij,tj->ti", r, output.forces.double())  # (T, 3)
+        expected = rotate_vectors(output.forces.double(), rotations.to(torch.float64)[batch.batch])
         diff = rotated.forces.double() - expected  # (T, 3)
-        s[3], s[4] = diff.abs().sum(), diff.numel()
         n = batch.num_molecules
-        sq = torch.zeros(n, 2, dtype=torch.float64, device=s.device).index_add_(
+        sq = torch.zeros(n, 2, dtype=torch.float64, device=diff.device).index_add_(
             0, batch.batch, torch.stack([diff.pow(2).sum(-1), rotated.forces.double().pow(2).sum(-1)], -1)
         )  # (B, 2)
         eps = torch.finfo(torch.float64).eps
-        s[5], s[6] = (sq[:, 0].sqrt() / (sq[:, 1].sqrt() + eps)).sum(), n
+        s.add(
+            force_abs_sum=diff.abs().sum(),
+            n_force_components=diff.numel(),
+            force_rel_sum=(sq[:, 0].sqrt() / (sq[:, 1].sqrt() + eps)).sum(),
+            n_force_molecules=n,
+        )
     if target == "graph":
         z, z_rot, g = output.graph_embedding, rotated.graph_embedding, rotations
     else:
@@ -115,38 +120,38 @@ def rotation_statistics(
         predicted = z if tau is None else tau(g.to(z.dtype), z)
     err = (predicted - z_rot).double().norm(dim=-1)  # (items,)
     eps = torch.finfo(z_rot.dtype).eps
-    s[7], s[8], s[9] = err.sum(), (err / (z_rot.double().norm(dim=-1) + eps)).sum(), err.numel()
-    return s.detach()
+    s.add(
+        latent_abs_sum=err.sum(),
+        latent_rel_sum=(err / (z_rot.double().norm(dim=-1) + eps)).sum(),
+        n_latent_items=err.numel(),
+    )
+    return s
 
 
-def combine_statistics(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
-    """Add two :func:`rotation_statistics` results (taking the max in the max slot)."""
-    if a is None:
-        return b.clone()
-    out = a + b
-    out[1] = torch.maximum(a[1], b[1])
-    return out
+def empty_statistics(device: torch.device | str | None = None) -> NamedSums:
+    """Zero :func:`rotation_statistics` (what a process without molecules contributes)."""
+    return NamedSums(ROTATION_STATISTICS, maxima=("energy_abs_max",), device=device)
 
 
 def summarise_statistics(
-    stats: torch.Tensor, *, n_rotations: int, dtype: torch.dtype, target: str, tau: nn.Module | None
+    stats: NamedSums, *, n_rotations: int, dtype: torch.dtype, target: str, tau: nn.Module | None
 ) -> EquivarianceMetrics:
     """Turn summed statistics into :class:`EquivarianceMetrics`."""
-    s = [float(v) for v in stats.cpu().tolist()]
+    s = stats.to_dict()
 
-    def ratio(num: float, den: float, scale: float = 1.0) -> float | None:
-        return num / den * scale if den > 0 else None
+    def ratio(num: str, den: str, scale: float = 1.0) -> float | None:
+        return s[num] / s[den] * scale if s[den] > 0 else None
 
     return EquivarianceMetrics(
         n_rotations=n_rotations,
         dtype=str(dtype).removeprefix("torch."),
-        n_molecules=round(s[2] / max(n_rotations, 1)),
-        energy_abs_mean=ratio(s[0], s[2], 1000.0),
-        energy_abs_max=s[1] * 1000.0 if s[2] > 0 else None,
-        force_abs_mean=ratio(s[3], s[4], 1000.0),
-        force_rel_mean=ratio(s[5], s[6]),
-        latent_abs_mean=ratio(s[7], s[9]),
-        latent_rel_mean=ratio(s[8], s[9]),
+        n_molecules=round(s["n_molecules"] / max(n_rotations, 1)),
+        energy_abs_mean=ratio("energy_abs_sum", "n_molecules", 1000.0),
+        energy_abs_max=s["energy_abs_max"] * 1000.0 if s["n_molecules"] > 0 else None,
+        force_abs_mean=ratio("force_abs_sum", "n_force_components", 1000.0),
+        force_rel_mean=ratio("force_rel_sum", "n_force_molecules"),
+        latent_abs_mean=ratio("latent_abs_sum", "n_latent_items"),
+        latent_rel_mean=ratio("latent_rel_sum", "n_latent_items"),
         latent_target=target,
         latent_tau="identity (no tau)" if tau is None else type(tau).__name__,
     )
@@ -189,7 +194,7 @@ def equivariance_report(
     model = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
     tau = None if tau is None else copy.deepcopy(tau).to(device=device, dtype=dtype).eval()
     generator = torch.Generator().manual_seed(seed)
-    stats = None
+    stats = empty_statistics(device)
     for item in inference_batches(dataset, max_atoms=max_atoms, group_by="none", dtype=dtype, device=device):
         b = item.batch
         output = model(b, compute_forces=compute_forces, training=False)
@@ -200,7 +205,5 @@ def equivariance_report(
             s = rotation_statistics(
                 model, b, rotations, tau=tau, target=target, output=output, compute_forces=compute_forces
             )
-            stats = combine_statistics(stats, s)
-    if stats is None:
-        stats = torch.zeros(len(_KEYS), dtype=torch.float64)
+            stats = stats + s
     return summarise_statistics(stats, n_rotations=n_rotations, dtype=dtype, target=target, tau=tau)

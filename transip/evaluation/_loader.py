@@ -9,7 +9,7 @@ from typing import Literal
 
 import torch
 
-from transip.data import AtomBudgetSampler, Batch, Molecule
+from transip.data import AtomBudgetSampler, Batch, Molecule, make_loader
 
 GroupBy = Literal["source", "data_id", "none"]
 
@@ -73,12 +73,8 @@ def inference_batches(
         num_workers: DataLoader worker processes.
     """
     sampler = AtomBudgetSampler(dataset.sizes, max_atoms, shuffle=False)
-    loader = torch.utils.data.DataLoader(
-        _Indexed(dataset),
-        batch_sampler=sampler,
-        collate_fn=partial(_collate, group_by=group_by, dtype=dtype),
-        num_workers=num_workers,
-    )
+    collate = partial(_collate, group_by=group_by, dtype=dtype)
+    loader = make_loader(_Indexed(dataset), sampler, num_workers, collate=collate)
     for item in loader:
         item.batch = item.batch.to(device)
         yield item

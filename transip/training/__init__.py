@@ -1,9 +1,10 @@
 """Training TransIP: configuration, the objective, the schedule, EMA, and the resumable loop.
 
 Entry points: :func:`load_config` (YAML + ``--section.key=value`` overrides) and :func:`train`.
-The pieces are usable on their own: :func:`compute_objective` / :class:`TransIPObjective` (the
-loss), :func:`train_step` (one optimisation step), :func:`warmup_cosine` (the schedule),
-:class:`ExponentialMovingAverage`.
+The pieces are usable on their own: the objective's terms (:class:`EnergyTerm`,
+:class:`ForceTerm`, :class:`LatentTerm`, any :class:`Term`) and :func:`compute_objective` /
+:class:`TransIPObjective` (their weighted sum), :func:`train_step` (one optimisation step),
+:func:`warmup_cosine` (the schedule), :class:`ExponentialMovingAverage`.
 """
 
 from ._build import (
@@ -14,6 +15,7 @@ from ._build import (
     build_objective,
     build_optimizer,
     build_tau,
+    build_terms,
     fit_references,
     load_datasets,
     resolve_model_config,
@@ -40,27 +42,47 @@ from ._config import (
 from ._distributed import DistributedEnv, distributed_process_group, torchrun_env
 from ._ema import ExponentialMovingAverage
 from ._finish import FinalReport
-from ._objective import LossTerms, TransIPObjective, compute_objective, energy_loss, force_loss
+from ._objective import LOGGED_TERMS, LossTerms, TransIPObjective, compute_objective
 from ._schedule import make_scheduler, warmup_cosine
 from ._state import seed_everything
 from ._step import train_step, validation_metrics, validation_sums
+from ._terms import (
+    FORCES,
+    ROTATED,
+    EnergyTerm,
+    ForceTerm,
+    LatentTerm,
+    ObjectiveInputs,
+    Term,
+    energy_loss,
+    force_loss,
+    pad_tokens,
+)
 from ._trainer import TrainResult, check_config, train
 
 __all__ = [
+    "FORCES",
     "LATENT_LOSSES",
+    "LOGGED_TERMS",
+    "ROTATED",
     "TAU_KINDS",
     "ConfigError",
     "DataConfig",
     "DistributedEnv",
+    "EnergyTerm",
     "EquivarianceConfig",
     "EvalConfig",
     "ExponentialMovingAverage",
     "FinalReport",
+    "ForceTerm",
+    "LatentTerm",
     "LoggingConfig",
     "LossConfig",
     "LossTerms",
     "ModelSection",
+    "ObjectiveInputs",
     "OptimConfig",
+    "Term",
     "TrainConfig",
     "TrainResult",
     "TrainingConfig",
@@ -70,6 +92,7 @@ __all__ = [
     "build_objective",
     "build_optimizer",
     "build_tau",
+    "build_terms",
     "check_config",
     "compute_objective",
     "config_to_dict",
@@ -81,6 +104,7 @@ __all__ = [
     "load_datasets",
     "load_trained",
     "make_scheduler",
+    "pad_tokens",
     "merge_config",
     "parse_overrides",
     "resolve_model_config",

@@ -37,6 +37,7 @@ from ._config import ConfigError, DataConfig, EquivarianceConfig, ModelSection, 
 from ._ema import ExponentialMovingAverage
 from ._objective import TransIPObjective
 from ._schedule import make_scheduler
+from ._terms import EnergyTerm, ForceTerm, LatentTerm, Term
 
 #: ``equivariance.tau`` -> tau-network class
 TAU_KINDS: dict[str, type[nn.Module]] = {
@@ -239,31 +240,36 @@ def build_latent_loss(eq: EquivarianceConfig):
     return functools.partial(fn, normalize=eq.normalize)
 
 
+def build_terms(config: TrainingConfig, fit: ReferenceFit | None = None) -> list[Term]:
+    """The objective's terms with their weights, from ``loss`` and ``equivariance``.
+
+    The energy error is divided by the energy RMS and the force error by ``loss.force_unit``
+    (from ``fit``); without ``fit``, both by the model's ``energy_scale``. A new term is one line
+    here, reading its own config key.
+    """
+    loss, eq = config.loss, config.equivariance
+    terms: list[Term] = [
+        EnergyTerm(loss.energy_weight, loss.energy, unit=None if fit is None else fit.energy_scale),
+        ForceTerm(loss.force_weight, loss.force, unit=None if fit is None else fit.unit(loss.force_unit)),
+    ]
+    if eq.mode == "transip":
+        terms.append(
+            LatentTerm(eq.weight, build_latent_loss(eq), target=eq.target, padded=eq.loss == "contrastive")
+        )
+    return terms
+
+
 def build_objective(
     config: TrainingConfig, model: TransIP, fit: ReferenceFit | None = None
 ) -> TransIPObjective:
-    """Model + tau + the objective's settings, as one module.
-
-    The energy error is divided by the energy RMS and the force error by ``loss.force_unit``
-    (from ``fit``); without ``fit``, both by the model's ``energy_scale``.
-    """
+    """Model + tau + the objective's terms (:func:`build_terms`), as one module."""
     eq = config.equivariance
-    tau = build_tau(eq, model.config.d_model)
     return TransIPObjective(
         model,
-        tau=tau,
-        latent_loss=build_latent_loss(eq) if tau is not None else None,
+        build_terms(config, fit),
+        tau=build_tau(eq, model.config.d_model),
         augment=eq.mode == "transaug",
-        target=eq.target,
-        padded_latent=eq.loss == "contrastive",
         latent_pass=eq.latent_pass,
-        energy_weight=config.loss.energy_weight,
-        force_weight=config.loss.force_weight,
-        equivariance_weight=eq.weight,
-        energy_kind=config.loss.energy,
-        force_kind=config.loss.force,
-        energy_unit=None if fit is None else fit.energy_scale,
-        force_unit=None if fit is None else fit.unit(config.loss.force_unit),
     )
 
 

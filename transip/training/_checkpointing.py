@@ -131,16 +131,16 @@ def load_training_state(
     restore_rng(_rng_from_plain(own["rng"]))
     loop = LoopState(**trainer["loop"])
     if ranks is not None:
-        loop.running = list(own["running"])
+        loop.running = LoopState(running=own["running"]).running
     return loop
 
 
-def rank_state(rotation_generator: torch.Generator, running: list[float]) -> dict:
+def rank_state(rotation_generator: torch.Generator, running: dict[str, float]) -> dict:
     """This process's part of a multi-process checkpoint: its generators and running log sums."""
     return {
         "rng": _rng_to_plain(capture_rng()),
         "rotation_generator": rotation_generator.get_state(),
-        "running": list(running),
+        "running": dict(running),
     }
 
 

@@ -46,6 +46,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from transip.evaluation import NamedSums
+
 from ._config import ConfigError
 from ._state import StopRequest
 
@@ -253,38 +255,29 @@ class Replicas:
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         return nn.parallel.DistributedDataParallel(objective, **options)
 
-    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """The element-wise sum over ranks (a new tensor; the input is left alone)."""
-        out = tensor.clone()
-        if self.distributed:
-            dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
+    def reduce(self, *sums: NamedSums) -> tuple[NamedSums, ...]:
+        """Every rank's :class:`~transip.evaluation.NamedSums` added up, on every rank.
 
-    def reduce_validation(
-        self, state: torch.Tensor, losses: torch.Tensor, symmetry: torch.Tensor | None, *, equivariance: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """All-reduce the sums of :func:`~transip.training.validation_sums` over ranks.
-
-        ``state`` is the :class:`~transip.evaluation.MetricAccumulator` state ``(9,)``, ``losses``
-        the ``(4,)`` loss sums, ``symmetry`` the ``(10,)`` rotation statistics whose slot 1 is a
-        maximum (reduced with ``MAX``, the rest with ``SUM``). A rank whose shard was empty
-        contributes zeros.
+        One all-reduce carries them all (concatenated, on the first one's device); entries that
+        combine by maximum take one more, of just those entries. With one process the inputs
+        are returned as they are.
         """
         if not self.distributed:
-            return state, losses, symmetry
-        device = losses.device
-        if equivariance and symmetry is None:
-            symmetry = torch.zeros(10, dtype=torch.float64, device=device)
-        parts = [state.to(device), losses] + ([symmetry.to(device)] if equivariance else [])
-        summed = self.sum(torch.cat(parts))
-        state, losses = summed[:9], summed[9:13]
-        if not equivariance:
-            return state, losses, None
-        symmetry = summed[13:23].clone()
-        top = parts[2][1:2].clone()
-        dist.all_reduce(top, op=dist.ReduceOp.MAX)
-        symmetry[1] = top[0]
-        return state, losses, symmetry
+            return sums
+        device = sums[0].values.device
+        flat = torch.cat([s.values.to(device) for s in sums])
+        summed = flat.clone()
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        offsets = np.cumsum([0] + [len(s.names) for s in sums]).tolist()
+        top = [offsets[k] + s.names.index(m) for k, s in enumerate(sums) for m in s.maxima]
+        if top:
+            largest = flat[top].clone()
+            dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+            summed[top] = largest
+        return tuple(
+            NamedSums(s.names, maxima=s.maxima, values=summed[a:b].clone())
+            for s, a, b in zip(sums, offsets[:-1], offsets[1:], strict=True)
+        )
 
     def any(self, flag: bool) -> bool:
         """``True`` on every rank if ``flag`` is true on any rank."""

@@ -1,18 +1,13 @@
-"""The training objective ``L = lambda_E L_E + lambda_F L_F + lambda_equiv L_equiv`` (TransIP, Eq. 4).
+"""The training objective ``L = sum_k w_k L_k`` over named terms (TransIP, Eq. 4), and its module.
 
-- ``L_E`` compares *total* energies, whose difference equals the difference of referenced energies
-  (the element references cancel), divided by an energy unit ``s`` (default the model's
-  ``energy_scale``; :func:`compute_objective`'s ``energy_unit``): ``"mse"`` is
-  ``mean_b ((E_pred - E_true) / s)^2``; ``"per_atom_mse"`` divides each error by the atom count first.
-- ``L_F`` is the paper's force norm, ``"l2"``: ``mean_i ||F_pred_i - F_true_i||_2 / s_F`` over
-  atoms, or ``"squared"``: ``mean_i ||F_pred_i - F_true_i||^2 / s_F^2``, with a force unit ``s_F``
-  (eV/Å; default the model's ``energy_scale`` read per Å, ``force_unit`` otherwise, e.g. the force
-  RMS). It is only computed when the batch has forces.
-- ``L_equiv`` (TransIP mode only) is the latent loss of :mod:`latentequiv.losses` between
-  ``tau(R, f(x))`` and ``f(R x)``, on per-atom (``"node"``) or pooled (``"graph"``) embeddings.
-  ``f(R x)`` comes from a second forward pass on the rotated copy (``latent_pass="separate"``) or
-  from the same pass as ``f(x)`` (``"joint"``: originals and rotated copies packed as one batch of
-  ``2B`` molecules, which share every weight read; forces are taken from the originals only).
+:func:`compute_objective` runs the passes the terms ask for, once, and hands every term the same
+:class:`~transip.training.ObjectiveInputs`; the terms themselves are in ``_terms.py``.
+
+- The batch's forward pass computes forces when a term needs them and the batch has labels.
+- A term that needs the rotated copy (TransIP's latent term) gets ``f(R x)`` from a second forward
+  pass on the rotated copy (``latent_pass="separate"``) or from the same pass as ``f(x)``
+  (``"joint"``: originals and rotated copies packed as one batch of ``2B`` molecules, which share
+  every weight read; forces are taken from the originals only).
 
 The modes are not flags but parts: a ``tau`` module makes it TransIP, ``augment=True`` makes it TransAug
 (the batch is rotated before the forward pass), neither is plain training.
@@ -20,8 +15,8 @@ The modes are not flags but parts: a ``tau`` module makes it TransIP, ``augment=
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -31,85 +26,26 @@ from transip.data import Batch
 from transip.model import TransIPOutput
 from transip.symmetry import rotate_batch
 
-LatentLoss = Callable[..., torch.Tensor]
+from ._terms import FORCES, ROTATED, ObjectiveInputs, Term
 
 
 @dataclass
 class LossTerms:
-    """The objective and its parts (unweighted), all scalars on the model's device."""
+    """The objective's weighted total and its unweighted terms by name (``None``: not measured).
+
+    ``terms["force"]`` reads a term; all tensors are scalars on the model's device.
+    """
 
     total: torch.Tensor
-    energy: torch.Tensor
-    force: torch.Tensor | None = None
-    equivariance: torch.Tensor | None = None
+    parts: dict[str, torch.Tensor | None] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> torch.Tensor | None:
+        return self.parts[name]
 
     def detach(self) -> LossTerms:
         return LossTerms(
-            *(
-                None if v is None else v.detach()
-                for v in (self.total, self.energy, self.force, self.equivariance)
-            )
+            self.total.detach(), {k: None if v is None else v.detach() for k, v in self.parts.items()}
         )
-
-
-def energy_loss(
-    pred: torch.Tensor,
-    true: torch.Tensor,
-    num_atoms: torch.Tensor,
-    scale: torch.Tensor | float,
-    kind: Literal["mse", "per_atom_mse"] = "mse",
-) -> torch.Tensor:
-    """Scaled squared energy error.
-
-    The difference is taken in the dtype of the totals (float64 when the model adds float64 element
-    references) and only then cast to the working dtype, so large total energies lose no precision.
-
-    Args:
-        pred, true: total energies (eV).
-        num_atoms: atoms per molecule.
-        scale: the model's energy scale (eV).
-        kind: ``"mse"`` or ``"per_atom_mse"`` (error divided by the atom count).
-
-    Shape:
-        - pred, true, num_atoms: ``(B,)``
-        - output: scalar
-    """
-    diff = pred - true.to(pred.dtype)  # (B,)
-    if kind == "per_atom_mse":
-        diff = diff / num_atoms.to(diff.dtype)
-    elif kind != "mse":
-        raise ValueError(f"unknown energy loss {kind!r}")
-    return (diff / scale).pow(2).mean()
-
-
-def force_loss(
-    pred: torch.Tensor, true: torch.Tensor, scale: torch.Tensor | float, kind: Literal["l2", "squared"] = "l2"
-) -> torch.Tensor:
-    """Scaled per-atom force error norm, averaged over atoms.
-
-    Shape:
-        - pred, true: ``(T, 3)`` (eV/Å)
-        - output: scalar
-    """
-    diff = (pred - true.to(pred.dtype)) / scale  # (T, 3)
-    if kind == "l2":
-        return torch.linalg.vector_norm(diff, dim=-1).mean()
-    if kind == "squared":
-        return diff.pow(2).sum(-1).mean()
-    raise ValueError(f"unknown force loss {kind!r}")
-
-
-def pad_tokens(z: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Packed ``(T, D)`` embeddings to a padded ``(B, N_max, D)`` tensor and its ``(B, N_max)`` mask.
-
-    ``N_max`` comes from the batch's host summary when it has one (no device read)."""
-    n_max = batch.host.largest if batch.host is not None else int(batch.num_atoms.max())
-    pos = torch.arange(z.shape[0], device=z.device) - batch.ptr[:-1][batch.batch]  # (T,)
-    out = z.new_zeros(batch.num_molecules, n_max, z.shape[-1])
-    out[batch.batch, pos] = z
-    mask = torch.zeros(batch.num_molecules, n_max, dtype=torch.bool, device=z.device)
-    mask[batch.batch, pos] = True
-    return out, mask
 
 
 def compute_objective(
@@ -117,19 +53,10 @@ def compute_objective(
     batch: Batch,
     rotations: torch.Tensor | None = None,
     *,
+    terms: Sequence[Term],
     tau: nn.Module | None = None,
-    latent_loss: LatentLoss | None = None,
     augment: bool = False,
-    target: Literal["node", "graph"] = "node",
-    padded_latent: bool = False,
-    energy_weight: float = 5.0,
-    force_weight: float = 15.0,
-    equivariance_weight: float = 5.0,
-    energy_kind: Literal["mse", "per_atom_mse"] = "mse",
-    force_kind: Literal["l2", "squared"] = "l2",
     latent_pass: Literal["separate", "joint"] = "separate",
-    energy_unit: float | None = None,
-    force_unit: float | None = None,
     create_graph: bool = True,
 ) -> LossTerms:
     """One evaluation of the training objective on a batch.
@@ -138,64 +65,49 @@ def compute_objective(
         model: a TransIP model (``model(batch, compute_forces=..., training=...)`` and ``model.embed``).
         batch: labelled batch (energies required, forces optional).
         rotations: ``(B, 3, 3)`` one rotation per molecule; needed for TransIP and TransAug.
-        tau: the tau-network; when given, the latent term is added (TransIP mode).
-        latent_loss: ``(tau, z, z_rotated, g, mask=...) -> scalar``, e.g.
-            :func:`latentequiv.losses.latent_equivariance_loss`.
+        terms: the weighted terms (:class:`~transip.training.EnergyTerm`, ...), summed in order.
+        tau: the tau-network (TransIP mode), handed to the terms.
         augment: rotate the batch by ``rotations`` before the forward pass (TransAug).
-        target: latent loss on per-atom (``"node"``) or pooled (``"graph"``) embeddings.
-        padded_latent: for ``"node"``, pass padded ``(B, N, D)`` tokens with a mask instead of packed
-            ``(T, D)`` tokens (needed by the contrastive loss, whose items must be molecules).
-        energy_weight, force_weight, equivariance_weight: the lambdas.
-        energy_kind, force_kind: forms of ``L_E`` and ``L_F`` (module docstring).
-        energy_unit, force_unit: the divisors of the energy error (eV) and of the force error
-            (eV/Å); ``None``: the model's ``energy_scale`` (the head's unit).
-        latent_pass: how the rotated copy is embedded (TransIP mode): ``"separate"``, a second
-            forward pass (``model.embed``); ``"joint"``, the same forward pass as the batch (one
-            batch of ``2B`` molecules, forces from the originals' energies only). Same loss and
-            gradients up to rounding; which is faster depends on the batch size
+        latent_pass: how the rotated copy is embedded when a term needs it: ``"separate"``, a
+            second forward pass (``model.embed``); ``"joint"``, the same forward pass as the batch
+            (one batch of ``2B`` molecules, forces from the originals' energies only). Same loss
+            and gradients up to rounding; which is faster depends on the batch size
             (``docs/performance.md``).
         create_graph: keep the force graph for backpropagation (training); ``False`` for validation.
 
     Returns:
-        :class:`LossTerms` with the weighted total and the unweighted parts.
+        :class:`LossTerms` with the weighted total and every term, unweighted, by name.
     """
+    needs = frozenset().union(*(t.needs for t in terms))
     if batch.energy is None:
         raise ValueError("training needs energy labels for every molecule of the batch")
-    if (tau is not None or augment) and rotations is None:
+    if (ROTATED in needs or augment) and rotations is None:
         raise ValueError("TransIP and TransAug need one rotation per molecule")
     if latent_pass not in ("separate", "joint"):
         raise ValueError(f"unknown latent_pass {latent_pass!r}; expected 'separate' or 'joint'")
     if augment:
         batch = rotate_batch(batch, rotations)
-    want_forces = batch.forces is not None and force_weight != 0
-    rotated = rotate_batch(batch, rotations) if tau is not None else None
-    if rotated is not None and latent_pass == "joint":
-        out, node_rot, graph_rot = _joint_forward(model, batch, rotated, want_forces, create_graph)
-    else:
-        out = model(batch, compute_forces=want_forces, training=create_graph)
-    e_unit = model.energy_scale if energy_unit is None else energy_unit
-    f_unit = model.energy_scale if force_unit is None else force_unit
-    l_e = energy_loss(out.energy, batch.energy, batch.num_atoms, e_unit, energy_kind)
-    total = energy_weight * l_e
-    l_f = None
-    if want_forces and out.forces is not None:
-        l_f = force_loss(out.forces, batch.forces, f_unit, force_kind)
-        total = total + force_weight * l_f
-    l_eq = None
-    if rotated is not None:
-        if latent_pass == "separate":
-            node_rot, graph_rot = model.embed(rotated)
-        if target == "graph":
-            l_eq = latent_loss(tau, out.graph_embedding, graph_rot, rotations.to(graph_rot.dtype))
-        elif padded_latent:
-            z, mask = pad_tokens(out.node_embedding, batch)
-            z_rot, _ = pad_tokens(node_rot, batch)
-            l_eq = latent_loss(tau, z, z_rot, rotations.to(z.dtype), mask=mask)
+    want_forces = batch.forces is not None and FORCES in needs
+    inputs = ObjectiveInputs(model, batch, None, rotations, tau)
+    if ROTATED in needs:
+        rotated = rotate_batch(batch, rotations)
+        if latent_pass == "joint":
+            inputs.output, inputs.rotated_node, inputs.rotated_graph = _joint_forward(
+                model, batch, rotated, want_forces, create_graph
+            )
         else:
-            g = rotations.to(node_rot.dtype)[batch.batch]  # (T, 3, 3)
-            l_eq = latent_loss(tau, out.node_embedding, node_rot, g)
-        total = total + equivariance_weight * l_eq
-    return LossTerms(total=total, energy=l_e, force=l_f, equivariance=l_eq)
+            inputs.output = model(batch, compute_forces=want_forces, training=create_graph)
+            inputs.rotated_node, inputs.rotated_graph = model.embed(rotated)
+    else:
+        inputs.output = model(batch, compute_forces=want_forces, training=create_graph)
+    parts = {t.name: t(inputs) for t in terms}
+    weighted = [t.weight * parts[t.name] for t in terms if parts[t.name] is not None]
+    if not weighted:
+        raise ValueError(f"no term of {[t.name for t in terms]} could be evaluated on this batch")
+    total = weighted[0]
+    for w in weighted[1:]:
+        total = total + w
+    return LossTerms(total, parts)
 
 
 def _joint_forward(
@@ -223,8 +135,13 @@ def _joint_forward(
     return out, both.node_embedding[t:], both.graph_embedding[b:]
 
 
+#: the ``train.csv`` columns ``loss_<name>`` written in every mode (empty where a term is absent),
+#: so that runs of all modes share one layout; further terms add their own columns after these
+LOGGED_TERMS = ("energy", "force", "equivariance")
+
+
 class TransIPObjective(nn.Module):
-    """The model, the optional tau-network and the objective's settings as one module.
+    """The model, the optional tau-network and the objective's terms as one module.
 
     Wrapping both trainable parts in one module gives one parameter list for the optimiser and the
     EMA, and one module to hand to ``DistributedDataParallel``. ``forward`` is
@@ -232,30 +149,34 @@ class TransIPObjective(nn.Module):
 
     Args:
         model: the TransIP model.
-        tau: tau-network (TransIP mode) or ``None``.
-        latent_loss: the latent loss callable (needed with ``tau``).
+        terms: the weighted terms, built once (:func:`~transip.training.build_terms`).
+        tau: tau-network (TransIP mode) or ``None``; a term must read it.
         augment: TransAug mode.
-        **settings: the remaining keyword arguments of :func:`compute_objective`.
+        latent_pass: ``"separate"`` or ``"joint"`` (:func:`compute_objective`).
     """
 
     def __init__(
         self,
         model: nn.Module,
+        terms: Sequence[Term],
         tau: nn.Module | None = None,
-        latent_loss: LatentLoss | None = None,
         augment: bool = False,
-        **settings,
+        latent_pass: Literal["separate", "joint"] = "separate",
     ) -> None:
         super().__init__()
-        if tau is not None and latent_loss is None:
-            raise ValueError("a tau-network needs a latent loss")
+        names = [t.name for t in terms]
+        if not terms or len(set(names)) != len(names):
+            raise ValueError(f"the objective needs terms with distinct names, got {names}")
+        reads_rotated = any(ROTATED in t.needs for t in terms)
+        if tau is not None and not reads_rotated:
+            raise ValueError("a tau-network needs a term that reads the rotated copy (a LatentTerm)")
         if tau is not None and augment:
             raise ValueError("TransIP (tau) and TransAug (augment) are separate modes")
         self.model = model
         self.tau = tau
-        self.latent_loss = latent_loss
+        self.terms = tuple(terms)
         self.augment = augment
-        self.settings = settings
+        self.latent_pass = latent_pass
 
     def forward(
         self, batch: Batch, rotations: torch.Tensor | None = None, create_graph: bool = True
@@ -264,17 +185,27 @@ class TransIPObjective(nn.Module):
             self.model,
             batch,
             rotations,
+            terms=self.terms,
             tau=self.tau,
-            latent_loss=self.latent_loss,
             augment=self.augment,
+            latent_pass=self.latent_pass,
             create_graph=create_graph,
-            **self.settings,
         )
+
+    def term(self, name: str) -> Term | None:
+        """The term called ``name``, or ``None``."""
+        return next((t for t in self.terms if t.name == name), None)
+
+    @property
+    def logged_terms(self) -> tuple[str, ...]:
+        """The names of the ``loss_<name>`` columns of ``train.csv`` (:data:`LOGGED_TERMS` first)."""
+        return tuple(dict.fromkeys([*LOGGED_TERMS, *(t.name for t in self.terms)]))
 
     @property
     def needs_rotations(self) -> bool:
-        return self.tau is not None or self.augment
+        return self.augment or any(ROTATED in t.needs for t in self.terms)
 
     def extra_repr(self) -> str:
         mode = "transip" if self.tau is not None else "transaug" if self.augment else "none"
-        return f"mode={mode}, " + ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
+        terms = ", ".join(f"{t.name}={t.weight:g}" for t in self.terms)
+        return f"mode={mode}, terms=({terms}), latent_pass={self.latent_pass}"

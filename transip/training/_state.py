@@ -56,8 +56,8 @@ def restore_rng(state: dict) -> None:
 class LoopState:
     """Where the loop is: optimiser steps taken, epoch, batches consumed in that epoch, best so far.
 
-    ``running`` holds the training-loss sums since the last log line (total, energy, force,
-    equivariance, gradient norm, count), so that a resumed run logs the same averages.
+    ``running`` holds the training sums since the last log line by name (``loss``,
+    ``loss_<term>``, ``grad_norm``, ``count``), so that a resumed run logs the same averages.
     """
 
     step: int = 0
@@ -65,12 +65,20 @@ class LoopState:
     position: int = 0
     best_metric: float = float("inf")
     best_step: int = -1
-    running: list[float] = field(default_factory=lambda: [0.0] * 6)
+    running: dict[str, float] = field(default_factory=dict)
     elapsed: float = 0.0  # training seconds before this process started (resumed runs)
     cpu_seconds: float = 0.0  # CPU seconds spent in training steps (not validation): train.budget_seconds
 
+    def __post_init__(self) -> None:
+        if isinstance(self.running, (list, tuple)):  # checkpoints written before the sums had names
+            self.running = dict(zip(_POSITIONAL_RUNNING, self.running, strict=True))
+
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+#: the order of the running sums in checkpoints that stored them as a list
+_POSITIONAL_RUNNING = ("loss", "loss_energy", "loss_force", "loss_equivariance", "grad_norm", "count")
 
 
 class StopRequest:

@@ -17,13 +17,14 @@ from latentequiv.groups import SO3
 from transip.data import subset
 from transip.evaluation import (
     MetricAccumulator,
-    combine_statistics,
+    NamedSums,
     inference_batches,
     rotation_statistics,
     summarise_statistics,
 )
 
-from ._objective import LossTerms, TransIPObjective, energy_loss, force_loss
+from ._objective import LossTerms, TransIPObjective
+from ._terms import ObjectiveInputs
 
 
 def autocast_context(device: torch.device, amp: str):
@@ -114,11 +115,12 @@ def validation_sums(
     dtype: torch.dtype,
     device: torch.device,
     equivariance: bool = True,
+    target: str | None = None,
     seed: int = 0,
     rank: int = 0,
     world_size: int = 1,
-) -> tuple[MetricAccumulator, torch.Tensor, torch.Tensor | None]:
-    """One pass over the validation set: accuracy sums, loss sums and symmetry-error sums.
+) -> tuple[MetricAccumulator, NamedSums, NamedSums | None]:
+    """One pass over the validation set: accuracy sums, task-term sums and symmetry-error sums.
 
     The rotation of molecule ``i`` for the symmetry errors is a function of ``(seed, i)`` only
     (:class:`IndexedRotations`), so validation neither depends on nor disturbs the training
@@ -128,23 +130,28 @@ def validation_sums(
     sums of all ranks add up to those of the whole set (the maximum in the symmetry sums aside,
     which combines by ``max``).
 
+    Args:
+        target: the embedding of the latent symmetry error, ``"node"`` or ``"graph"`` (default:
+            the latent term's, else ``"node"``; the run passes ``equivariance.target``).
+
     Returns:
-        ``(metrics, losses, symmetry)``: a :class:`MetricAccumulator`, ``(4,)`` float64 sums
-        ``[sum_b L_E * B, n_molecules, sum L_F * T, n_atoms]`` and the summed
-        :func:`transip.evaluation.rotation_statistics` (``None`` if not measured).
+        ``(metrics, losses, symmetry)``: a :class:`MetricAccumulator`; for every task term ``k``
+        (:attr:`Term.task <transip.training.Term>`) the sums ``k`` (its value times its size) and
+        ``n_k`` (its size); the summed :func:`transip.evaluation.rotation_statistics` (``None`` if
+        not measured).
     """
-    model, tau = objective.model, objective.tau
-    s = objective.settings
+    model = objective.model
+    tasks = [t for t in objective.terms if t.task]
     rotations_of = IndexedRotations(seed)
-    e_unit = s.get("energy_unit") or model.energy_scale
-    f_unit = s.get("force_unit") or model.energy_scale
     acc = MetricAccumulator()
-    losses = torch.zeros(4, dtype=torch.float64, device=device)
+    losses = NamedSums([n for t in tasks for n in (t.name, f"n_{t.name}")], device=device)
     symmetry = None
     shard = np.arange(rank, len(dataset), world_size)
     if shard.size == 0:
         return acc, losses, symmetry
     part = dataset if world_size == 1 else subset(dataset, shard)
+    if target is None:
+        target = getattr(objective.term("equivariance"), "target", "node")
     for item in inference_batches(part, max_atoms=max_atoms, group_by="none", dtype=dtype, device=device):
         b = item.batch
         want_forces = b.forces is not None
@@ -157,66 +164,48 @@ def validation_sums(
             forces_pred=out.forces,
             forces_true=b.forces,
         )
-        if b.energy is not None:
-            le = energy_loss(
-                out.energy, b.energy, b.num_atoms, e_unit, s.get("energy_kind", "mse")
-            )
-            losses[0] += le.double() * b.num_molecules
-            losses[1] += b.num_molecules
-        if want_forces and out.forces is not None:
-            lf = force_loss(out.forces, b.forces, f_unit, s.get("force_kind", "l2"))
-            losses[2] += lf.double() * b.forces.shape[0]
-            losses[3] += b.forces.shape[0]
+        inputs = ObjectiveInputs(model, b, out)
+        for term in tasks:
+            value = term(inputs)
+            if value is not None:
+                n = term.size(b)
+                losses.add(**{term.name: value.double() * n, f"n_{term.name}": n})
         if equivariance:
             rotations = rotations_of(shard[item.indices]).to(device, dtype)
             stats = rotation_statistics(
-                model,
-                b,
-                rotations,
-                tau=tau,
-                target=s.get("target", "node"),
-                output=out,
-                compute_forces=want_forces,
+                model, b, rotations, tau=objective.tau, target=target, output=out, compute_forces=want_forces
             )
-            symmetry = combine_statistics(symmetry, stats)
+            symmetry = stats if symmetry is None else symmetry + stats
     return acc, losses, symmetry
 
 
 def validation_metrics(
     objective: TransIPObjective,
     acc: MetricAccumulator,
-    losses: torch.Tensor,
-    symmetry: torch.Tensor | None,
+    losses: NamedSums,
+    symmetry: NamedSums | None,
 ) -> dict[str, float | None]:
     """Flat metrics of a validation pass (the ``val.csv`` columns).
 
-    ``loss`` is the task part of the objective, ``lambda_E L_E + lambda_F L_F`` (comparable across
-    modes); accuracy in meV, meV/atom, meV/Å; symmetry errors as in
-    :class:`transip.evaluation.EquivarianceMetrics`.
+    ``loss`` is the weighted sum of the task terms measured, ``lambda_E L_E + lambda_F L_F``
+    (comparable across modes), ``loss_<name>`` each task term; accuracy in meV, meV/atom, meV/Å;
+    symmetry errors as in :class:`transip.evaluation.EquivarianceMetrics`.
     """
-    s = objective.settings
     m = acc.compute()
-    l = [float(v) for v in losses.cpu().tolist()]
-    l_e = l[0] / l[1] if l[1] > 0 else None
-    l_f = l[2] / l[3] if l[3] > 0 else None
-    loss = None
-    if l_e is not None:
-        loss = s.get("energy_weight", 5.0) * l_e + (
-            s.get("force_weight", 15.0) * l_f if l_f is not None else 0.0
-        )
+    tasks = [t for t in objective.terms if t.task]
+    means = {t.name: losses.ratio(t.name, f"n_{t.name}") for t in tasks}
+    measured = [t.weight * means[t.name] for t in tasks if means[t.name] is not None]
     out = {
-        "loss": loss,
-        "loss_energy": l_e,
-        "loss_force": l_f,
+        "loss": sum(measured) if measured else None,
+        **{f"loss_{name}": v for name, v in means.items()},
         "energy_mae": m.energy_mae,
         "energy_per_atom_mae": m.energy_per_atom_mae,
         "force_mae": m.force_mae,
         "force_cosine": m.force_cosine,
     }
     if symmetry is not None:
-        eq = summarise_statistics(
-            symmetry, n_rotations=1, dtype=torch.float64, target=s.get("target", "node"), tau=objective.tau
-        )
+        # the target only labels the report, and the label is not a column
+        eq = summarise_statistics(symmetry, n_rotations=1, dtype=torch.float64, target="", tau=objective.tau)
         out.update(
             rotation_energy_mae=eq.energy_abs_mean,
             rotation_force_mae=eq.force_abs_mean,

@@ -1,14 +1,15 @@
-"""The step-based training loop: validation, checkpoints, resume, signals, logs.
+"""The step-based training loop: setup, step, validate, checkpoint, finish.
 
-:func:`train` is the entry point. The loop owns the bookkeeping; the arithmetic lives in
-:func:`~transip.training.train_step` and :func:`~transip.training.validation_sums`.
+:func:`train` is the entry point and ``_train`` the loop, read top to bottom: :func:`setup`
+builds a :class:`~transip.training._setup.Run` (``_setup.py``); then for each batch one
+:func:`step`, a :func:`validate` and a :func:`checkpoint` when due; :func:`finish` evaluates the best
+checkpoint. The arithmetic lives in :func:`~transip.training.train_step` and
+:func:`~transip.training.validation_sums`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import logging
 import math
 import time
@@ -20,14 +21,15 @@ import torch
 
 from latentequiv.groups import SO3
 from transip.data import Batch
+from transip.evaluation import STAT_COLUMNS, NamedSums, empty_statistics
 
-from ._build import DTYPES, build_run, check_paths, full_model_section
-from ._checkpointing import load_training_state, rank_state, save_training_checkpoint
-from ._config import ConfigError, TrainingConfig, save_config
-from ._distributed import Replicas, ReplicaStopRequest, rank_seed
+from ._build import check_paths, full_model_section
+from ._checkpointing import rank_state, save_training_checkpoint
+from ._config import ConfigError, TrainingConfig
+from ._distributed import Replicas, ReplicaStopRequest
 from ._finish import FinalReport, finish_run
-from ._logging import RunLogger
-from ._state import LoopState, StopRequest, seed_everything
+from ._setup import Run, batches, setup
+from ._state import StopRequest
 from ._step import train_step, validation_metrics, validation_sums
 
 log = logging.getLogger("transip.training")
@@ -52,32 +54,6 @@ class TrainResult:
     interrupted: bool
     history: list[dict] = field(default_factory=list)
     final: FinalReport | None = None
-
-
-def default_run_dir(config: TrainingConfig) -> Path:
-    """``<root>/<YYYYmmdd-HHMMSS>-<mode>``, with a numeric suffix if it exists already."""
-    if config.logging.run_dir:
-        return Path(config.logging.run_dir)
-    base = Path(config.logging.root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.equivariance.mode}"
-    path, k = base, 1
-    while path.exists():
-        path, k = base.with_name(f"{base.name}-{k}"), k + 1
-    return path
-
-
-class _SkipFirst:
-    """A batch sampler without its first ``k`` batches (to continue an epoch on resume)."""
-
-    def __init__(self, sampler, k: int) -> None:
-        self.sampler, self.k = sampler, k
-
-    def __iter__(self):
-        for i, indices in enumerate(self.sampler):
-            if i >= self.k:
-                yield indices
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.k)
 
 
 def check_config(config: TrainingConfig) -> None:
@@ -135,227 +111,190 @@ def train(
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     try:
-        return _train(config, run_dir, resume, quiet, stop_at, on_step, replicas)
+        return _train(
+            config, replicas, run_dir=run_dir, resume=resume, quiet=quiet, stop_at=stop_at, on_step=on_step
+        )
     finally:
         torch.set_num_threads(threads)
 
 
-def _device(config: TrainingConfig, replicas: Replicas) -> torch.device:
-    """``train.device``; with several processes on CUDA, this process's GPU (``cuda:LOCAL_RANK``)."""
-    device = torch.device(config.train.device)
-    if replicas.distributed and device.type == "cuda":
-        return torch.device("cuda", torch.cuda.current_device())
-    return device
-
-
-def _train(config, run_dir, resume, quiet, stop_at, on_step, replicas: Replicas) -> TrainResult:
-    device, dtype = _device(config, replicas), DTYPES[config.train.dtype]
-    rank, world_size, writer = replicas.rank, replicas.world_size, replicas.is_writer
-    if run_dir is None and writer:
-        run_dir = default_run_dir(config)
-    run_dir = Path(replicas.broadcast(None if run_dir is None else str(run_dir)))  # rank 0's choice
-    if resume and not (run_dir / "last.pt").is_file():
-        raise FileNotFoundError(f"cannot resume: no last.pt in {run_dir}")
-    config = dataclasses.replace(config, model=full_model_section(config.model))
-    if writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
-    seed_everything(config.train.seed)  # the same initial weights on every rank
-
-    parts = build_run(
-        config, device=device, dtype=dtype, rank=rank, world_size=world_size, share=replicas.broadcast
-    )
-    objective, optimizer, scheduler, ema = parts.objective, parts.optimizer, parts.scheduler, parts.ema
-    sampler, train_set, val_set, total = parts.sampler, parts.train_set, parts.val_set, config.train.steps
-    if rank > 0:  # dropout differs between ranks; rank 0 keeps the single-process streams
-        seed_everything(rank_seed(config.train.seed, rank))
-    rot_gen = torch.Generator().manual_seed(rank_seed(config.train.seed + 1, rank))
-    state = LoopState()
-    if resume:
-        state = load_training_state(
-            run_dir / "last.pt",
-            objective,
-            optimizer,
-            scheduler,
-            ema,
-            rot_gen,
-            rank=rank,
-            world_size=world_size,
-        )
-        if writer:
-            log.info("resumed from %s at step %d", run_dir / "last.pt", state.step)
-    clock = parts.clock
-    clock.cpu_seconds = state.cpu_seconds
-    if (state.step >= total or clock.spent) and writer:
-        log.info("nothing to do: the run already took %d of %d steps", state.step, total)
-    step_module = replicas.wrap(objective, device)  # DDP with several processes
-
-    logger = RunLogger(
-        run_dir,
-        total_steps=total,
-        start_step=state.step,
-        progress=config.logging.progress and not quiet,
-        tensorboard=config.logging.tensorboard,
-        enabled=writer,
-    )
-    history = [r for r in _read_history(logger)] if resume else []
-
-    def save(name: str, metrics: dict | None = None) -> None:
-        # collective with several processes: every rank calls it at the same steps
-        state.running = running.cpu().tolist()
-        ranks = replicas.gather(rank_state(rot_gen, state.running)) if replicas.distributed else None
-        if writer:
-            state.elapsed = elapsed0 + time.perf_counter() - t0
-            save_training_checkpoint(
-                run_dir / name, objective, optimizer, scheduler, ema, state, rot_gen, config, metrics, ranks
-            )
-
-    def validate() -> dict:
-        objective.eval()
-        swap = ema.swapped(objective) if ema is not None else contextlib.nullcontext()
-        with swap:
-            acc, losses, sym = validation_sums(
-                objective,
-                val_set,
-                max_atoms=config.eval.max_atoms_per_batch,
-                dtype=dtype,
-                device=device,
-                equivariance=config.eval.equivariance,
-                seed=config.train.seed + 2,
-                rank=rank,
-                world_size=world_size,
-            )
-        objective.train()
-        totals, losses, sym = replicas.reduce_validation(
-            acc.state(), losses, sym, equivariance=config.eval.equivariance
-        )
-        acc.totals = totals
-        return validation_metrics(objective, acc, losses, sym)
-
-    interrupted = False
-    # sums since the last log line: total, energy, force, equivariance, gradient norm, count
-    running = torch.tensor(state.running, dtype=torch.float64, device=device)
-    one = torch.ones((), dtype=torch.float64, device=device)
-    loader_gen = torch.Generator()
-    t0, elapsed0 = time.perf_counter(), state.elapsed
-    objective.train()
+def _train(
+    config: TrainingConfig,
+    replicas: Replicas,
+    *,
+    run_dir: str | Path | None,
+    resume: bool,
+    quiet: bool,
+    stop_at: int | None,
+    on_step: Callable[[int], None] | None,
+) -> TrainResult:
+    run = setup(config, replicas, run_dir=run_dir, resume=resume, quiet=quiet)
+    total, interrupted = config.train.steps, False
     with ReplicaStopRequest() if replicas.distributed else StopRequest() as stop:
-        while state.step < total and not clock.spent and not interrupted:
-            sampler.set_epoch(state.epoch)
-            loader = torch.utils.data.DataLoader(
-                train_set,
-                batch_sampler=_SkipFirst(sampler, state.position),
-                collate_fn=functools.partial(Batch.from_molecules, dtype=dtype),
-                num_workers=config.data.num_workers,
-                pin_memory=device.type == "cuda",
-                generator=loader_gen,
-            )
-            cpu0 = time.process_time()
-            for batch in loader:
-                batch = batch.to(device)
-                rotations = None
-                if objective.needs_rotations:
-                    rotations = SO3().sample(batch.num_molecules, generator=rot_gen, dtype=torch.float64)
-                    rotations = rotations.to(device=device, dtype=dtype)
-                lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
-                terms, grad_norm = train_step(
-                    step_module,
-                    optimizer,
-                    scheduler,
-                    batch,
-                    rotations,
-                    grad_clip=config.optim.grad_clip,
-                    amp=config.train.amp,
-                )
-                if ema is not None:
-                    ema.update(objective)
-                cpu = time.process_time()
-                state.cpu_seconds += cpu - cpu0
-                clock.cpu_seconds = state.cpu_seconds
-                state.step += 1
-                state.position += 1
-                step_values = (terms.total, terms.energy, terms.force, terms.equivariance, grad_norm, one)
-                running += torch.stack([_f(t, device) for t in step_values])
-                logger.advance()
-                if state.step % config.train.log_every == 0 or state.step == total:
-                    values = replicas.sum(running).cpu().tolist()  # means over steps and ranks
-                    n = max(values[5], 1.0)
-                    logger.log_train(
-                        state.step,
-                        {
-                            "lr": lr,
-                            "loss": values[0] / n,
-                            "loss_energy": values[1] / n,
-                            "loss_force": values[2] / n if terms.force is not None else None,
-                            "loss_equivariance": values[3] / n if terms.equivariance is not None else None,
-                            "grad_norm": values[4] / n if grad_norm is not None else None,
-                            "time": elapsed0 + time.perf_counter() - t0,
-                            "cpu_time": state.cpu_seconds,
-                        },
-                    )
-                    running.zero_()
-                    if not math.isfinite(values[0]):
-                        raise FloatingPointError(f"training loss is {values[0]} at step {state.step}")
-                if on_step is not None:
-                    on_step(state.step)
-                # with a CPU budget all ranks must agree that it is spent (their clocks differ)
-                spent = (
-                    clock.spent
-                    if not replicas.distributed or clock.budget <= 0
-                    else replicas.any(clock.spent)
-                )
-                last = state.step >= total or spent
-                # all ranks stop after the same step, whichever got the signal
-                stopping = replicas.any(stop.requested or (stop_at is not None and state.step >= stop_at))
-                metrics = None
-                if state.step % config.train.val_every == 0 or last:
-                    metrics = validate()
-                    logger.log_val(state.step, {**metrics, "cpu_time": state.cpu_seconds})
-                    history.append({"step": state.step, **metrics})
-                    score = _score(metrics, config.eval.best_metric)
-                    # rank 0 decides (the metrics agree on every rank; this guards against a
-                    # rank seeing another rounding, which would hang the collective save)
-                    if replicas.broadcast(score is not None and score < state.best_metric):
-                        state.best_metric, state.best_step = score, state.step
-                        save("best.pt", metrics)
-                if state.step % config.train.checkpoint_every == 0 or last or stopping:
-                    save("last.pt", metrics)
-                if last or stopping:
-                    interrupted = stopping and not last
-                    break
-                cpu0 = time.process_time()  # validation and checkpoints are not training time
-            else:
-                state.epoch += 1
-                state.position = 0
-    logger.close()
-    replicas.check_in_sync(objective)
+        for batch in batches(run):
+            step(run, batch)
+            if on_step is not None:
+                on_step(run.state.step)
+            last = run.state.step >= total or budget_spent(run)
+            # all ranks stop after the same step, whichever got the signal
+            stopping = replicas.any(stop.requested or (stop_at is not None and run.state.step >= stop_at))
+            metrics = validate(run) if run.due(config.train.val_every) or last else None
+            if run.due(config.train.checkpoint_every) or last or stopping:
+                checkpoint(run, "last.pt", metrics)
+            if last or stopping:
+                interrupted = stopping and not last
+                break
+            run.cpu_mark = time.process_time()  # validation and checkpoints are not training time
+    return finish(run, interrupted)
+
+
+def step(run: Run, batch: Batch) -> None:
+    """One optimiser step, its CPU seconds, its sums for the log; a log line when one is due."""
+    objective, state, parts, config = run.objective, run.state, run.parts, run.config
+    rotations = None
+    if objective.needs_rotations:
+        rotations = SO3().sample(batch.num_molecules, generator=run.rotations, dtype=torch.float64)
+        rotations = rotations.to(device=run.device, dtype=run.dtype)
+    lr = parts.optimizer.param_groups[0]["lr"]  # the rate this step uses
+    terms, grad_norm = train_step(
+        run.module,
+        parts.optimizer,
+        parts.scheduler,
+        batch,
+        rotations,
+        grad_clip=config.optim.grad_clip,
+        amp=config.train.amp,
+    )
+    if parts.ema is not None:
+        parts.ema.update(objective)
+    state.cpu_seconds += time.process_time() - run.cpu_mark
+    parts.clock.cpu_seconds = state.cpu_seconds
+    state.step += 1
+    state.position += 1
+    logged = objective.logged_terms
+    zero = 0.0
+    run.running.add(
+        loss=terms.total,
+        **{f"loss_{k}": zero if terms.parts.get(k) is None else terms.parts[k] for k in logged},
+        grad_norm=zero if grad_norm is None else grad_norm,
+        count=1.0,
+    )
+    run.logger.advance()
+    if run.due(config.train.log_every) or state.step == config.train.steps:
+        (sums,) = run.replicas.reduce(run.running)
+        values = sums.to_dict()  # means over steps and ranks
+        n = max(values["count"], 1.0)
+
+        def mean(key: str, present: bool) -> float | None:
+            return values[key] / n if present else None
+
+        run.logger.log_train(
+            state.step,
+            {
+                "lr": lr,
+                "loss": values["loss"] / n,
+                **{f"loss_{k}": mean(f"loss_{k}", terms.parts.get(k) is not None) for k in logged},
+                "grad_norm": mean("grad_norm", grad_norm is not None),
+                "time": run.elapsed(),
+                "cpu_time": state.cpu_seconds,
+            },
+        )
+        run.running.zero_()
+        if not math.isfinite(values["loss"]):
+            raise FloatingPointError(f"training loss is {values['loss']} at step {state.step}")
+
+
+def budget_spent(run: Run) -> bool:
+    """Whether the CPU budget is used up; with several processes all ranks must agree (clocks differ)."""
+    clock = run.parts.clock
+    if not run.replicas.distributed or clock.budget <= 0:
+        return clock.spent
+    return run.replicas.any(clock.spent)
+
+
+def validate(run: Run) -> dict:
+    """Validation metrics (EMA weights if any), logged; ``best.pt`` when the score improves."""
+    objective, config, replicas, state = run.objective, run.config, run.replicas, run.state
+    objective.eval()
+    swap = run.parts.ema.swapped(objective) if run.parts.ema is not None else contextlib.nullcontext()
+    with swap:
+        acc, losses, sym = validation_sums(
+            objective,
+            run.parts.val_set,
+            max_atoms=config.eval.max_atoms_per_batch,
+            dtype=run.dtype,
+            device=run.device,
+            equivariance=config.eval.equivariance,
+            target=config.equivariance.target,
+            seed=config.train.seed + 2,
+            rank=replicas.rank,
+            world_size=replicas.world_size,
+        )
+    objective.train()
+    if config.eval.equivariance and sym is None:  # this rank's shard was empty
+        sym = empty_statistics(run.device)
+    totals = NamedSums(STAT_COLUMNS, values=acc.state())
+    totals, losses, *rest = replicas.reduce(totals, losses, *([sym] if sym is not None else []))
+    acc.totals = totals.values
+    metrics = validation_metrics(objective, acc, losses, rest[0] if rest else None)
+    run.logger.log_val(state.step, {**metrics, "cpu_time": state.cpu_seconds})
+    run.history.append({"step": state.step, **metrics})
+    score = _score(metrics, config.eval.best_metric)
+    # rank 0 decides (the metrics agree on every rank; this guards against a rank seeing another
+    # rounding, which would hang the collective save)
+    if replicas.broadcast(score is not None and score < state.best_metric):
+        state.best_metric, state.best_step = score, state.step
+        checkpoint(run, "best.pt", metrics)
+    return metrics
+
+
+def checkpoint(run: Run, name: str, metrics: dict | None = None) -> None:
+    """Write ``run_dir/name`` (rank 0); collective with several processes: all ranks call it."""
+    state, replicas, parts = run.state, run.replicas, run.parts
+    state.running = run.running.to_dict()
+    ranks = replicas.gather(rank_state(run.rotations, state.running)) if replicas.distributed else None
+    if replicas.is_writer:
+        state.elapsed = run.elapsed()
+        save_training_checkpoint(
+            run.run_dir / name,
+            parts.objective,
+            parts.optimizer,
+            parts.scheduler,
+            parts.ema,
+            state,
+            run.rotations,
+            run.config,
+            metrics,
+            ranks,
+        )
+
+
+def finish(run: Run, interrupted: bool) -> TrainResult:
+    """Close the logs, check the replicas agree; unless interrupted, evaluate ``best.pt`` (rank 0)."""
+    replicas, state = run.replicas, run.state
+    run.logger.close()
+    replicas.check_in_sync(run.objective)
     replicas.barrier()  # rank 0's checkpoints are complete before any rank returns
     if interrupted:
-        if writer:
-            log.warning("stopped at step %d; continue with: transip train --resume %s", state.step, run_dir)
-        return TrainResult(run_dir, state.step, True, history)
-    final = (
-        finish_run(
-            config,
-            run_dir,
-            objective,
-            ema,
-            val_set,
-            parts.test_set,
-            device=device,
-            dtype=dtype,
-            enabled=writer,
+        if replicas.is_writer:
+            log.warning(
+                "stopped at step %d; continue with: transip train --resume %s", state.step, run.run_dir
+            )
+        return TrainResult(run.run_dir, state.step, True, run.history)
+    final = None
+    if replicas.is_writer:
+        final = finish_run(
+            run.config,
+            run.run_dir,
+            run.objective,
+            run.parts.ema,
+            run.parts.val_set,
+            run.parts.test_set,
+            device=run.device,
+            dtype=run.dtype,
+            enabled=True,
         )
-        if writer
-        else None
-    )
-    return TrainResult(run_dir, state.step, False, history, final)
-
-
-def _f(t: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-    if t is None:
-        return torch.zeros((), dtype=torch.float64, device=device)
-    return t.detach().to(torch.float64)
+    return TrainResult(run.run_dir, state.step, False, run.history, final)
 
 
 def _score(metrics: dict, name: str) -> float | None:
@@ -364,18 +303,3 @@ def _score(metrics: dict, name: str) -> float | None:
     if value is None:
         value = metrics.get("energy_mae")
     return value
-
-
-def _read_history(logger: RunLogger) -> list[dict]:
-    if logger.val is None:
-        return []
-    rows = []
-    for r in logger.val.rows():
-        rows.append(
-            {
-                k: (int(v) if k == "step" else (float(v) if v != "" else None))
-                for k, v in r.items()
-                if k != "cpu_time"  # a clock reading, not a metric: history holds metrics only
-            }
-        )
-    return rows

@@ -22,7 +22,7 @@ from latentequiv.tau import MLPTau
 from transip.data import Batch, HostSummary, Molecule
 from transip.model import TransIP, TransIPConfig
 from transip.symmetry import rotate_batch
-from transip.training import TransIPObjective, train_step
+from transip.training import EnergyTerm, ForceTerm, LatentTerm, TransIPObjective, train_step
 
 _READS = {
     "tolist", "item", "__bool__", "__int__", "__float__", "__index__", "numpy", "cpu",
@@ -109,20 +109,24 @@ def test_forward_with_summary_reads_nothing_and_matches_the_fallback(model):
 
 
 @pytest.mark.parametrize(
-    "settings",
+    ("latent", "latent_pass"),
     [
-        {"target": "node"},
-        {"target": "graph"},
-        {"target": "node", "latent_pass": "joint"},
-        {"target": "node", "padded_latent": True, "latent_loss": contrastive_latent_loss},
+        ({"target": "node"}, "separate"),
+        ({"target": "graph"}, "separate"),
+        ({"target": "node"}, "joint"),
+        ({"target": "node", "padded": True, "loss": contrastive_latent_loss}, "separate"),
     ],
     ids=["node", "graph", "joint", "contrastive"],
 )
-def test_training_step_with_latent_term_reads_nothing(model, settings):
+def test_training_step_with_latent_term_reads_nothing(model, latent, latent_pass):
     model.train()
     batch = Batch.from_molecules(_molecules([4, 9, 9, 6], seed=1))
-    settings = {"latent_loss": latent_equivariance_loss, **settings}
-    objective = TransIPObjective(model, MLPTau(model.config.d_model), **settings)
+    terms = [
+        EnergyTerm(5.0),
+        ForceTerm(15.0),
+        LatentTerm(**{"weight": 5.0, "loss": latent_equivariance_loss, **latent}),
+    ]
+    objective = TransIPObjective(model, terms, tau=MLPTau(model.config.d_model), latent_pass=latent_pass)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-4, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     rotations = SO3().sample(4, generator=torch.Generator().manual_seed(1))

@@ -67,6 +67,6 @@ def test_head_and_force_units_come_from_the_labels(tmp_path, tiny, head, force):
     assert math.isfinite(fit.force_rms) and fit.force_rms != pytest.approx(fit.energy_scale)
     expect_head = fit.energy_scale if head == "energy_rms" else fit.force_rms
     assert float(parts.objective.model.energy_scale) == pytest.approx(expect_head)
-    assert parts.objective.settings["energy_unit"] == pytest.approx(fit.energy_scale)
+    assert parts.objective.term("energy").unit == pytest.approx(fit.energy_scale)
     expect_force = fit.energy_scale if force == "energy_rms" else fit.force_rms
-    assert parts.objective.settings["force_unit"] == pytest.approx(expect_force)
+    assert parts.objective.term("force").unit == pytest.approx(expect_force)

@@ -86,7 +86,7 @@ def test_latent_pass_reaches_the_objective():
     for layout in ("separate", "joint"):
         cfg = load_config(None, [f"--equivariance.latent_pass={layout}", "--model.n_layers=1"])
         objective = build_objective(cfg, TransIP(resolve_model_config(cfg.model)))
-        assert objective.settings["latent_pass"] == layout
+        assert objective.latent_pass == layout
 
 
 def test_unknown_key_suggests_the_close_one():

@@ -1,5 +1,6 @@
 """The objective: energy and force terms by hand, and each mode against its definition."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,18 @@ from latentequiv.tau import MLPTau
 from transip.data import Batch, read_dataset
 from transip.model import TransIP, TransIPConfig
 from transip.symmetry import rotate_batch
-from transip.training import TransIPObjective, compute_objective, energy_loss, force_loss, load_config, train
-from transip.training._objective import pad_tokens
+from transip.training import (
+    EnergyTerm,
+    ForceTerm,
+    LatentTerm,
+    TransIPObjective,
+    compute_objective,
+    energy_loss,
+    force_loss,
+    load_config,
+    pad_tokens,
+    train,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -46,40 +57,81 @@ def model():
     return TransIP(TransIPConfig.preset("tiny", d_model=32, n_layers=1, n_heads=2, num_rbf=8)).eval()
 
 
+#: the default run's task weights
+TASK = (EnergyTerm(5.0), ForceTerm(15.0))
+
+
+def latent(weight=5.0, loss=latent_equivariance_loss, **options):
+    return LatentTerm(weight, loss, **options)
+
+
 def rotations(n, seed=0):
     return SO3().sample(n, generator=torch.Generator().manual_seed(seed))
 
 
 def test_plain_mode_is_the_weighted_sum_of_energy_and_force_terms(model, batch):
-    terms = compute_objective(model, batch, energy_weight=2.0, force_weight=3.0)
+    terms = compute_objective(model, batch, terms=[EnergyTerm(2.0), ForceTerm(3.0)])
     out = model(batch, training=True)
     l_e = energy_loss(out.energy, batch.energy, batch.num_atoms, model.energy_scale)
     l_f = force_loss(out.forces, batch.forces, model.energy_scale)
-    assert terms.equivariance is None
-    torch.testing.assert_close(terms.energy, l_e)
-    torch.testing.assert_close(terms.force, l_f)
+    assert set(terms.parts) == {"energy", "force"}
+    torch.testing.assert_close(terms["energy"], l_e)
+    torch.testing.assert_close(terms["force"], l_f)
     torch.testing.assert_close(terms.total, 2.0 * l_e + 3.0 * l_f)
+
+
+def test_a_term_is_a_name_a_weight_and_a_function(model, batch):
+    # the property: a new term joins the weighted sum and the named parts without touching the rest
+    @dataclass(frozen=True)
+    class MeanEnergy:
+        weight: float
+        name: str = "mean_energy"
+        needs: frozenset = frozenset()
+        task: bool = False
+
+        def __call__(self, inputs):
+            return inputs.output.energy.mean().float()
+
+        def size(self, batch):
+            return batch.num_molecules
+
+    base = compute_objective(model, batch, terms=TASK)
+    more = compute_objective(model, batch, terms=[*TASK, MeanEnergy(0.5)])
+    torch.testing.assert_close(more["mean_energy"], model(batch).energy.mean().float())
+    torch.testing.assert_close(more.total, base.total + 0.5 * more["mean_energy"])
+    objective = TransIPObjective(model, [*TASK, MeanEnergy(0.5)])
+    assert objective.logged_terms == ("energy", "force", "equivariance", "mean_energy")
+
+
+def test_term_units_divide_the_errors(model, batch):
+    out = model(batch, training=True)
+    terms = compute_objective(model, batch, terms=[EnergyTerm(1.0, unit=2.0), ForceTerm(1.0, unit=0.5)])
+    torch.testing.assert_close(terms["energy"], energy_loss(out.energy, batch.energy, batch.num_atoms, 2.0))
+    torch.testing.assert_close(terms["force"], force_loss(out.forces, batch.forces, 0.5))
+
+
+def test_a_zero_force_weight_skips_the_forces(model, batch):
+    terms = compute_objective(model, batch, terms=[EnergyTerm(1.0), ForceTerm(0.0)])
+    assert terms["force"] is None
 
 
 def test_transaug_trains_on_the_rotated_batch(model, batch):
     r = rotations(batch.num_molecules)
-    terms = compute_objective(model, batch, r, augment=True)
-    direct = compute_objective(model, rotate_batch(batch, r))
+    terms = compute_objective(model, batch, r, terms=TASK, augment=True)
+    direct = compute_objective(model, rotate_batch(batch, r), terms=TASK)
     torch.testing.assert_close(terms.total, direct.total)
-    assert not torch.allclose(terms.total, compute_objective(model, batch).total)
+    assert not torch.allclose(terms.total, compute_objective(model, batch, terms=TASK).total)
 
 
 def test_transip_latent_term_is_the_latentequiv_loss_on_node_embeddings(model, batch):
     tau = MLPTau(32, hidden=16, residual=True, identity_init=False)
     r = rotations(batch.num_molecules, seed=1)
-    terms = compute_objective(
-        model, batch, r, tau=tau, latent_loss=latent_equivariance_loss, equivariance_weight=7.0
-    )
+    terms = compute_objective(model, batch, r, terms=[*TASK, latent(7.0)], tau=tau)
     z = model(batch, training=True).node_embedding
     z_rot, _ = model.embed(rotate_batch(batch, r))
     expected = latent_equivariance_loss(tau, z, z_rot, r[batch.batch])
-    torch.testing.assert_close(terms.equivariance, expected)
-    plain = compute_objective(model, batch)
+    torch.testing.assert_close(terms["equivariance"], expected)
+    plain = compute_objective(model, batch, terms=TASK)
     torch.testing.assert_close(terms.total, plain.total + 7.0 * expected)
     terms.total.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in tau.parameters())
@@ -88,12 +140,13 @@ def test_transip_latent_term_is_the_latentequiv_loss_on_node_embeddings(model, b
 def test_graph_target_and_contrastive_padded_tokens(model, batch):
     tau = MLPTau(32, hidden=16)
     r = rotations(batch.num_molecules, seed=2)
-    graph = compute_objective(model, batch, r, tau=tau, latent_loss=latent_equivariance_loss, target="graph")
+    graph = compute_objective(model, batch, r, terms=[*TASK, latent(target="graph")], tau=tau)
     _, g_rot = model.embed(rotate_batch(batch, r))
     expected = latent_equivariance_loss(tau, model(batch, training=True).graph_embedding, g_rot, r)
-    torch.testing.assert_close(graph.equivariance, expected)
-    nce = compute_objective(model, batch, r, tau=tau, latent_loss=contrastive_latent_loss, padded_latent=True)
-    assert torch.isfinite(nce.equivariance) and nce.equivariance > 0
+    torch.testing.assert_close(graph["equivariance"], expected)
+    nce_term = latent(loss=contrastive_latent_loss, padded=True)
+    nce = compute_objective(model, batch, r, terms=[*TASK, nce_term], tau=tau)
+    assert torch.isfinite(nce["equivariance"]) and nce["equivariance"] > 0
 
 
 def test_pad_tokens_places_every_atom(batch):
@@ -148,17 +201,16 @@ def test_joint_pass_gives_the_separate_terms_and_gradients(model, batch, target,
     model.set_energy_scale(50.0)  # keeps the energy term near 1, so all gradients are of one size
     tau = MLPTau(32, hidden=16, residual=True, identity_init=False)
     r = rotations(batch.num_molecules, seed=3)
-    settings = {"target": target, "padded_latent": padded, "equivariance_weight": 7.0}
+    terms = [*TASK, latent(7.0, loss, target=target, padded=padded)]
     results = {
-        layout: _terms_and_gradients(
-            TransIPObjective(model, tau=tau, latent_loss=loss, latent_pass=layout, **settings), batch, r
-        )
+        layout: _terms_and_gradients(TransIPObjective(model, terms, tau=tau, latent_pass=layout), batch, r)
         for layout in ("separate", "joint")
     }
     (sep, sep_grads), (joint, joint_grads) = results["separate"], results["joint"]
-    assert sep.equivariance > 1e-3  # a latent term that is there to get wrong
-    for name in ("total", "energy", "force", "equivariance"):
-        torch.testing.assert_close(getattr(joint, name), getattr(sep, name), rtol=1e-5, atol=0.0)
+    assert sep["equivariance"] > 1e-3  # a latent term that is there to get wrong
+    torch.testing.assert_close(joint.total, sep.total, rtol=1e-5, atol=0.0)
+    for name in ("energy", "force", "equivariance"):
+        torch.testing.assert_close(joint[name], sep[name], rtol=1e-5, atol=0.0)
     assert len(joint_grads) == len(sep_grads)
     for g_joint, g_sep in zip(joint_grads, sep_grads, strict=True):
         scale = float(g_sep.abs().max())
@@ -200,10 +252,12 @@ def _train_rows(path):
 
 def test_misuse_is_reported(model, batch):
     with pytest.raises(ValueError, match="one rotation per molecule"):
-        compute_objective(model, batch, augment=True)
+        compute_objective(model, batch, terms=TASK, augment=True)
     with pytest.raises(ValueError, match="separate modes"):
-        TransIPObjective(model, tau=MLPTau(32), latent_loss=latent_equivariance_loss, augment=True)
-    with pytest.raises(ValueError, match="needs a latent loss"):
-        TransIPObjective(model, tau=MLPTau(32))
+        TransIPObjective(model, [*TASK, latent()], tau=MLPTau(32), augment=True)
+    with pytest.raises(ValueError, match="needs a term that reads the rotated copy"):
+        TransIPObjective(model, TASK, tau=MLPTau(32))
+    with pytest.raises(ValueError, match="distinct names"):
+        TransIPObjective(model, [EnergyTerm(1.0), EnergyTerm(2.0)])
     with pytest.raises(ValueError, match="unknown latent_pass 'both'"):
-        compute_objective(model, batch, latent_pass="both")
+        compute_objective(model, batch, terms=TASK, latent_pass="both")
