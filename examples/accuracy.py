@@ -61,6 +61,10 @@ VARIANTS: dict[str, list[str]] = {
     "nb8+lr1e-2": [NB8, "--optim.lr=1e-2"],
     "nb8+fw50": [NB8, "--loss.force_weight=50"],
     "nb8+sq": [NB8, "--loss.force=squared"],
+    "nb8+d128l4": [NB8, "--model.d_model=128", "--model.n_layers=4", "--model.n_heads=4"],
+    "nb8+b128": [NB8, "--data.max_atoms_per_batch=128"],
+    "nb16": ["--model.neighbour_channels=16"],
+    "nb8+rbf64": [NB8, "--model.num_rbf=64"],
 }
 #: MACE variants: name -> accuracy_mace.py options
 MACE_VARIANTS: dict[str, list[str]] = {
