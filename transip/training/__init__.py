@@ -23,6 +23,8 @@ from ._build import (
 )
 from ._checkpointing import load_trained, save_training_checkpoint
 from ._config import (
+    DEMO_OVERRIDES,
+    DEMO_PRESET,
     ConfigError,
     DataConfig,
     EquivarianceConfig,
@@ -61,6 +63,8 @@ from ._terms import (
 from ._trainer import TrainResult, check_config, train
 
 __all__ = [
+    "DEMO_OVERRIDES",
+    "DEMO_PRESET",
     "FORCES",
     "LATENT_LOSSES",
     "LOGGED_TERMS",

@@ -80,21 +80,12 @@ def check_paths(config: TrainingConfig) -> None:
 
 
 def resolve_model_config(section: ModelSection) -> TransIPConfig:
-    """The :class:`TransIPConfig` of a model section (preset plus overrides).
+    """The :class:`TransIPConfig` of a model section (:attr:`ModelSection.config`).
 
     Raises:
         ConfigError: the combination is invalid (e.g. ``d_model`` not divisible by ``n_heads``).
     """
-    try:
-        return TransIPConfig.preset(section.preset, **dict(section.overrides))
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"model: {e}") from None
-
-
-def full_model_section(section: ModelSection) -> ModelSection:
-    """The same model with every field spelled out (what a run directory records)."""
-    resolved = resolve_model_config(section).to_dict()
-    return ModelSection(preset=section.preset, overrides=tuple(sorted(resolved.items())))
+    return section.config
 
 
 def _read(spec: str, data: DataConfig, key: str, max_atoms: int):
@@ -212,7 +203,7 @@ def warn_unseen_elements(dataset, trained: tuple[int, ...], name: str) -> list[i
 
 def build_model(config: TrainingConfig, fit: ReferenceFit | None = None) -> TransIP:
     """A fresh TransIP with the fitted references and the head's unit (``loss.head_unit``)."""
-    model = TransIP(resolve_model_config(config.model))
+    model = TransIP(config.model.config)
     if fit is not None:
         model.set_element_references(fit.references)
         model.set_energy_scale(fit.unit(config.loss.head_unit))
@@ -347,7 +338,7 @@ def build_run(
             the element references are then fitted on rank 0 only (a full pass over the training
             set) and sent to the others.
     """
-    max_atoms = resolve_model_config(config.model).max_atoms  # reject molecules beyond the context
+    max_atoms = config.model.config.max_atoms  # reject molecules beyond the context
     train_set, val_set, test_set = load_datasets(config.data, seed=config.train.seed, max_atoms=max_atoms)
     fit = fit_references(train_set) if rank == 0 or share is None else None
     if share is not None and world_size > 1:

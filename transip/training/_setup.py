@@ -18,7 +18,7 @@ from torch import nn
 from transip.data import Batch, make_loader
 from transip.evaluation import NamedSums
 
-from ._build import DTYPES, RunParts, build_run, full_model_section
+from ._build import DTYPES, RunParts, build_run
 from ._checkpointing import load_training_state
 from ._config import TrainingConfig, save_config
 from ._distributed import Replicas, rank_seed
@@ -120,7 +120,7 @@ def setup(
     run_dir = Path(replicas.broadcast(None if run_dir is None else str(run_dir)))  # rank 0's choice
     if resume and not (run_dir / "last.pt").is_file():
         raise FileNotFoundError(f"cannot resume: no last.pt in {run_dir}")
-    config = dataclasses.replace(config, model=full_model_section(config.model))
+    config = dataclasses.replace(config, model=config.model.spelled_out())
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")

@@ -23,7 +23,7 @@ from latentequiv.groups import SO3
 from transip.data import Batch
 from transip.evaluation import STAT_COLUMNS, NamedSums, empty_statistics
 
-from ._build import check_paths, full_model_section
+from ._build import check_paths
 from ._checkpointing import rank_state, save_training_checkpoint
 from ._config import ConfigError, TrainingConfig
 from ._distributed import Replicas, ReplicaStopRequest
@@ -59,7 +59,7 @@ class TrainResult:
 def check_config(config: TrainingConfig) -> None:
     """Problems that only show in combination; raised before any work starts."""
     check_paths(config)
-    full_model_section(config.model)  # raises ConfigError for an invalid model
+    config.model.config  # noqa: B018 -- raises ConfigError for an invalid model
     if config.train.amp == "bf16" and not config.train.device.startswith("cuda"):
         raise ConfigError("train.amp=bf16 needs a CUDA device (train.device=cuda)")
     if config.train.steps < 1:
