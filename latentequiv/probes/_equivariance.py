@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from ..groups import Group
-from ._actions import OutputAction, as_output_action, scalar_action
-from ._precision import (
+from .._precision import (
     batch_size_of,
     cast_callable,
     cast_input,
@@ -25,6 +23,8 @@ from ._precision import (
     reported_dtype,
     working_dtype,
 )
+from ..groups import Group
+from ._actions import OutputAction, as_output_action, scalar_action
 from ._report import EquivarianceReport, item_norms, summarise
 
 InputAction = Callable[[torch.Tensor, Any], Any]

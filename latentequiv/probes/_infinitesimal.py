@@ -30,9 +30,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..groups import Group
-from ._actions import as_output_action
-from ._precision import (
+from .._precision import (
     batch_size_of,
     cast_callable,
     cast_input,
@@ -40,6 +38,8 @@ from ._precision import (
     reported_dtype,
     working_dtype,
 )
+from ..groups import Group
+from ._actions import as_output_action
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..groups import Group
-from ..procrustes._procrustes import procrustes
-from ._precision import (
+from .._precision import (
     batch_size_of,
     cast_callable,
     cast_input,
@@ -31,6 +29,8 @@ from ._precision import (
     reported_dtype,
     working_dtype,
 )
+from ..groups import Group
+from ..procrustes import procrustes
 from ._report import item_norms
 
 

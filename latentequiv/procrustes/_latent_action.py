@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from .._precision import batch_size_of, cast_callable, cast_input, device_of, working_dtype
 from ..groups import Group
-from ..probes._precision import batch_size_of, cast_callable, cast_input, device_of, working_dtype
 from ._procrustes import procrustes
 
 

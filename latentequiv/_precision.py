@@ -1,4 +1,4 @@
-"""Casting inputs and callables to the probe's working precision.
+"""Casting inputs and callables to a working precision (shared by the probes and the Procrustes fits).
 
 Probes measure in float64 by default so that what they report is the model's symmetry error, not
 rounding. Floating tensors are cast; an ``nn.Module`` is evaluated on a cast *copy* so the caller's
