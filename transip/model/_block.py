@@ -54,8 +54,8 @@ class SelfAttention(nn.Module):
         dropout: dropout after the output projection.
         attn_dropout: dropout on the attention weights.
 
-    ``forward`` takes the logit bias already projected (:meth:`logit_bias`, or
-    :func:`rbf_logit_biases` for all layers at once, as :class:`~transip.model.TransIP` does).
+    ``forward`` takes the logit bias already projected (:func:`rbf_logit_biases`, for all layers
+    at once, as :class:`~transip.model.TransIP` does).
 
     Shape:
         - h: ``(T, D)``; bias: ``[(B_b, H, N_b, N_b)]`` per bucket or ``None``
@@ -72,12 +72,6 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
         self.rbf_bias = nn.Linear(num_rbf, n_heads, bias=False) if num_rbf > 0 else None
         self.dropout = nn.Dropout(dropout)
-
-    def logit_bias(self, pair_phi: list[torch.Tensor]) -> list[torch.Tensor] | None:
-        """This layer's ``w . phi(r_ij)``: ``[(B_b, N_b, N_b, K)]`` to ``[(B_b, H, N_b, N_b)]``."""
-        if self.rbf_bias is None:
-            return None
-        return rbf_logit_biases(pair_phi, [self.rbf_bias.weight])[0]
 
     def forward(
         self,

@@ -1,11 +1,13 @@
-"""The memory-lean, twice-differentiable packed attention (`transip.model._fast_attention`).
+"""The memory-lean, twice-differentiable packed attention (`examples/fast_attention.py`).
 
 The reference is the plain formula evaluated one molecule at a time with autograd in float64;
 `fast_attend` must agree in the forward, the backward and the double backward, never mix molecules,
 and keep no ``(N, N)`` tensor alive between the passes of a force-training step.
 """
 
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +17,17 @@ from hypothesis import strategies as st
 from transip.data import Batch, Molecule
 from transip.model import AttentionLayout, TransIP, TransIPConfig
 from transip.model import _block as block_module
-from transip.model._fast_attention import fast_attend
+
+
+def _example(name: str):
+    path = Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fast_attend = _example("fast_attention").fast_attend
 
 H, E = 2, 3
 

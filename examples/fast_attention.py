@@ -1,6 +1,9 @@
 """Memory-lean packed attention that can be differentiated twice (conservative-force training).
 
-A drop-in for :func:`transip.model.attend` (same arguments, same :class:`AttentionLayout` buckets).
+A drop-in for :func:`transip.model.attend` (same arguments, same :class:`AttentionLayout` buckets),
+kept beside the benchmarks rather than in the model: the model does not use it (it is not the
+default on CPU, where time counts; see ``docs/performance.md``). ``examples/benchmark.py`` swaps it
+in for its ``transip-S (fast_attend)`` runs.
 Within one bucket, per head, with ``Q`` already multiplied by ``scale``:
 
     S = Q K^T + B (+ -inf on padded keys),   P = softmax(S),   O = P V
@@ -23,7 +26,7 @@ through attention without storing any ``(N, N)`` tensor between the passes. With
 
 (Derived by differentiating ``<U, backward(Q, K, V, B, G)>``; terms of ``Gbar`` constant along a row
 are dropped since ``Z`` cancels them; checked against autograd of the plain
-formula in float64 by ``gradcheck``/``gradgradcheck`` in ``tests/transip/model/test_fast_attention.py``.)
+formula in float64 by ``gradcheck``/``gradgradcheck`` in ``tests/examples/test_fast_attention.py``.)
 Third derivatives are not supported.
 
 Measured on CPU (``docs/performance.md``): inside TransIP-S it runs at 0.92-0.99x the speed of
@@ -39,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from ._attention import AttentionLayout
+from transip.model import AttentionLayout
 
 __all__ = ["fast_attend"]
 
