@@ -65,6 +65,8 @@ VARIANTS: dict[str, list[str]] = {
     "nb8+b128": [NB8, "--data.max_atoms_per_batch=128"],
     "nb16": ["--model.neighbour_channels=16"],
     "nb8+rbf64": [NB8, "--model.num_rbf=64"],
+    "nb8+ang16": [NB8, "--model.angular_channels=16"],
+    "nb8+ang8": [NB8, "--model.angular_channels=8"],
 }
 #: MACE variants: name -> accuracy_mace.py options
 MACE_VARIANTS: dict[str, list[str]] = {

@@ -31,6 +31,9 @@ class TransIPConfig:
             ``sum_{j != i} e(Z_j) fc(r_ij) phi(r_ij)``, the RBF sums weighted by a learned
             ``S``-dimensional embedding of the neighbour's element (which elements sit at which
             distances), projected to ``d_model``. ``0``: off (needs ``num_rbf > 0``).
+        angular_channels: ``P``; when positive, each token also gets the three-body features of
+            :class:`~transip.model._angular.AngularFeatures` (the Gram matrix of ``P`` learned
+            radial-element moments of neighbour directions). ``0``: off (needs ``neighbour_channels``).
         max_atoms: context length, the largest molecule accepted.
         max_z: largest atomic number accepted.
         charge_range: inclusive ``(min, max)`` total charge with a learned embedding.
@@ -62,6 +65,7 @@ class TransIPConfig:
     num_rbf: int = 64
     rbf_cutoff: float = 6.0
     neighbour_channels: int = 0
+    angular_channels: int = 0
     max_atoms: int = 1024
     max_z: int = 118
     charge_range: tuple[int, int] = (-10, 10)
@@ -85,6 +89,8 @@ class TransIPConfig:
             raise ValueError("num_rbf must be >= 0, n_layers and d_model >= 1")
         if self.neighbour_channels < 0 or (self.neighbour_channels > 0 and self.num_rbf == 0):
             raise ValueError("neighbour_channels must be >= 0 and needs num_rbf > 0")
+        if self.angular_channels < 0 or (self.angular_channels > 0 and self.neighbour_channels == 0):
+            raise ValueError("angular_channels must be >= 0 and needs neighbour_channels > 0")
         for name, (lo, hi) in (("charge_range", self.charge_range), ("spin_range", self.spin_range)):
             if lo > hi:
                 raise ValueError(f"{name}={(lo, hi)} is empty")

@@ -6,6 +6,7 @@ Architecture (paper, Section 3.1 and Appendix A)::
     h     = concat(phi_Z(Z), phi_x(x_c))               tokens, (T, D)
     h    += W sum_{j != i} phi(r_ij) fc(r_ij)           optional RBF atom features
     h    += W' sum_{j != i} e(Z_j) (x) phi(r_ij) fc(r_ij) optional neighbour-element RBF features
+    h    += W'' vec(G_i)                               optional three-body (angular) features
     b     = psi_q(q) + psi_s(s)                        per molecule, (B, D)
     h     = Block_l(h + b, attention bias w_l . phi(r_ij)) for l = 1..L
     h     = LayerNorm(h)                               node embeddings, (T, D)
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from ..data import Batch, HostSummary
+from ._angular import AngularFeatures
 from ._attention import AttentionLayout
 from ._block import TransformerBlock, split_layers
 from ._config import TransIPConfig
@@ -81,6 +83,8 @@ class TransIP(nn.Module):
         s = c.neighbour_channels
         self.neighbour_species = nn.Embedding(c.max_z + 1, s) if s > 0 else None
         self.neighbour_embed = nn.Linear(s * c.num_rbf, c.d_model) if s > 0 else None
+        p = c.angular_channels
+        self.angular = AngularFeatures(c.num_rbf, s, p, c.d_model) if p > 0 else None
         self.global_bias = GlobalBias(c.d_model, c.charge_range, c.spin_range)
         self.blocks = nn.ModuleList(
             TransformerBlock(c.d_model, c.n_heads, c.mlp_ratio, c.num_rbf, c.dropout, c.attn_dropout)
@@ -172,6 +176,8 @@ class TransIP(nn.Module):
             h = h + self.rbf_embed(atom_phi)  # atom_phi: (T, K); pair_bias: [(B_b, N_b, N_b, L H)]
             if species_phi is not None:
                 h = h + self.neighbour_embed(species_phi.flatten(1))  # (T, S K) -> (T, D)
+            if self.angular is not None:
+                h = h + self.angular(x, layout, e, self.rbf)  # (T, D)
             biases = split_layers(pair_bias, c.n_layers)  # L lists of [(B_b, H, N_b, N_b)]
         bias = self.global_bias(batch.charge, batch.spin, check=False)[batch.batch]  # (T, D)
         blocks = self.blocks if double_backward or not self._compiled_blocks else self._compiled_blocks

@@ -74,7 +74,16 @@ def test_energy_permutation_invariant_forces_equivariant():
     torch.testing.assert_close(out_p.forces, out.forces[perm], rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"num_rbf": 0}, {"pooling": "mean"}, {"neighbour_channels": 4}])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"num_rbf": 0},
+        {"pooling": "mean"},
+        {"neighbour_channels": 4},
+        {"neighbour_channels": 4, "angular_channels": 5},
+    ],
+)
 def test_forces_are_minus_energy_gradient_by_central_differences(overrides):
     model = _model(**overrides)
     mol = g2_molecules()[4]  # 7 atoms

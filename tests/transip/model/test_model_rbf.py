@@ -83,3 +83,27 @@ def test_neighbour_sums_equal_the_dense_formula_and_are_rotation_invariant(monke
     rotation = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
     _, _, turned = rbf.projected(torch.cat(positions) @ rotation.T, layout, empty, e)
     torch.testing.assert_close(turned, got, atol=1e-12, rtol=1e-12)
+
+
+def test_angular_features_are_invariant_and_see_angles_that_distances_to_i_miss():
+    """Rotations and translations leave G unchanged; bending a bond angle at ``i`` (same bond
+    lengths, so every r_ij of atom i is unchanged) changes atom i's features."""
+    from transip.model._angular import AngularFeatures
+
+    torch.manual_seed(0)
+    rbf = RadialBasis(8, 5.0).double()
+    ang = AngularFeatures(8, 2, 3, 16).double()
+    layout = AttentionLayout.from_offsets([0, 3])
+    e = torch.randn(3, 2, dtype=torch.float64)
+
+    def water(theta: float) -> torch.Tensor:  # atom 0 in the middle, bonds of 1 Å
+        return torch.tensor(
+            [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [math.cos(theta), math.sin(theta), 0.0]], dtype=torch.float64
+        )
+
+    base = ang(water(1.8), layout, e, rbf)
+    rotation = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
+    moved = ang(water(1.8) @ rotation.T + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), layout, e, rbf)
+    torch.testing.assert_close(moved, base, atol=1e-12, rtol=1e-12)
+    bent = ang(water(2.2), layout, e, rbf)
+    assert (bent[0] - base[0]).abs().max() > 1e-4
