@@ -151,6 +151,66 @@ class Irreps:
             out[..., sl, sl] = torch.einsum("uv,...ij->...uivj", eye, block).reshape(*batch, mul * n, mul * n)
         return out
 
+    def act(self, R: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``D(R) x`` block by block, without building the ``(dim, dim)`` matrices.
+
+        The same result as ``(D(R) @ x[..., None])[..., 0]`` at a cost of ``sum mul (2l+1)^2``
+        per vector instead of ``dim^2`` (and none of the ``dim^2`` matrix entries are stored).
+
+        Args:
+            R: orthogonal matrices; improper ones act through each term's parity.
+            x: vectors of width ``dim``; the batch axes of ``R`` and ``x`` broadcast.
+
+        Shape:
+            - R: ``(..., 3, 3)``
+            - x: ``(..., dim)``
+            - output: the broadcast batch shape of both, then ``dim``
+
+        Example:
+            >>> irreps = Irreps("2x0 + 1x1 + 1x2")
+            >>> from latentequiv import SO3
+            >>> R = SO3().sample(4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+            >>> x = torch.randn(4, irreps.dim, dtype=torch.float64)
+            >>> torch.allclose(irreps.act(R, x), (irreps.D(R) @ x[..., None])[..., 0])
+            True
+        """
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"x has width {x.shape[-1]} but {self} has dim {self.dim}")
+        det = torch.linalg.det(R).sign()[..., None, None]  # (..., 1, 1)
+        proper = R * det
+        cache: dict[int, torch.Tensor] = {}
+        parts = []
+        for (mul, l, p), sl in zip(self._terms, self.slices(), strict=True):
+            if mul == 0:
+                continue
+            if l not in cache:
+                cache[l] = wigner_D(l, proper)  # (..., 2l+1, 2l+1)
+            block = cache[l] if p == 1 else cache[l] * det
+            xs = x[..., sl].unflatten(-1, (mul, 2 * l + 1))  # (..., mul, 2l+1)
+            parts.append(torch.einsum("...ij,...uj->...ui", block, xs).flatten(-2))
+        if not parts:
+            return x.clone()
+        return torch.cat(parts, dim=-1)
+
+    @classmethod
+    def filling(cls, dim: int, lmax: int = 2) -> Irreps:
+        """Degrees ``0..lmax`` sharing ``dim`` coordinates about equally, with exactly ``dim`` in all.
+
+        Each degree ``l >= 1`` gets ``floor(dim / ((lmax + 1) (2l + 1)))`` copies and the scalars
+        (``l = 0``) take every coordinate left, so there are at least ``dim / (lmax + 1)`` of them.
+
+        Example:
+            >>> Irreps.filling(96)
+            Irreps('36x0e+10x1o+6x2e')
+            >>> Irreps.filling(32, lmax=1).dim
+            32
+        """
+        if dim < 1 or lmax < 0:
+            raise ValueError(f"need dim >= 1 and lmax >= 0, got dim={dim}, lmax={lmax}")
+        muls = [dim // ((lmax + 1) * (2 * l + 1)) for l in range(1, lmax + 1)]
+        scalars = dim - sum(m * (2 * l + 1) for l, m in enumerate(muls, start=1))
+        return cls([(scalars, 0)] + [(m, l) for l, m in enumerate(muls, start=1) if m > 0])
+
     def generators(
         self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
     ) -> torch.Tensor:

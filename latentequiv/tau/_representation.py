@@ -72,8 +72,14 @@ class RepresentationTau(nn.Module):
         check_shapes(g, z)
         if z.shape[-1] != self.dim:
             raise ValueError(f"z has width {z.shape[-1]} but irreps {self.irreps} have dim {self.dim}")
-        m = self.matrix(g.to(dtype=z.dtype, device=z.device))  # (B, D, D)
-        return torch.einsum("bij,b...j->b...i", m, z)
+        g = g.to(dtype=z.dtype, device=z.device)
+        if z.dim() == 3:
+            g = g[:, None]  # (B, 1, 3, 3): one element for all tokens of a sample
+        # Q^T (rho(g) (Q z)) block by block: O(D^2) per vector, no (B, D, D) matrices
+        q = None if self.basis is None else self.basis.weight.to(dtype=z.dtype)  # (D, D)
+        z = z if q is None else z @ q.transpose(0, 1)
+        z = self.irreps.act(g, z)
+        return z if q is None else z @ q
 
     def extra_repr(self) -> str:
         return f"irreps={self.irreps}, learn_basis={self.learn_basis}"

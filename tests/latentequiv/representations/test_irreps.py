@@ -99,3 +99,36 @@ def test_dtype_and_leading_shape_follow_input():
 def test_gradients_flow_through_D():
     omega = torch.tensor([[0.4, -0.2, 1.3]], dtype=f64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda w: Irreps("1x0 + 2x1 + 1x2").D(so3_exp(w)), (omega,))
+
+
+@pytest.mark.parametrize("irreps", ["3x0e", "2x1o + 1x1e", "1x0o + 2x1o + 1x2e + 1x2o + 1x3o", ""])
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_act_is_the_matrix_product_for_proper_and_improper_elements(irreps, seed):
+    irreps = Irreps(irreps)
+    R = _sample(O3(), seed, n=6)  # about half of them improper
+    x = torch.randn(6, irreps.dim, dtype=f64, generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(irreps.act(R, x), (irreps.D(R) @ x[..., None])[..., 0])
+    # batch axes broadcast: one element for every token of a sample
+    tokens = torch.randn(6, 4, irreps.dim, dtype=f64, generator=torch.Generator().manual_seed(seed + 1))
+    expected = torch.einsum("bij,bnj->bni", irreps.D(R), tokens)
+    torch.testing.assert_close(irreps.act(R[:, None], tokens), expected)
+
+
+def test_act_rejects_a_wrong_width():
+    with pytest.raises(ValueError, match="width 4"):
+        Irreps("1x1").act(torch.eye(3)[None], torch.zeros(1, 4))
+
+
+@pytest.mark.parametrize("dim", [1, 7, 32, 96, 384])
+@pytest.mark.parametrize("lmax", [0, 1, 2, 3])
+def test_filling_fills_dim_with_every_degree_its_share(dim, lmax):
+    irreps = Irreps.filling(dim, lmax)
+    assert irreps.dim == dim
+    muls = {l: mul for mul, l, _ in irreps}
+    for l in range(1, lmax + 1):
+        assert muls.get(l, 0) == dim // ((lmax + 1) * (2 * l + 1))
+    assert muls[0] >= dim / (lmax + 1)
+    assert Irreps.filling(96) == Irreps("36x0 + 10x1 + 6x2")
+    with pytest.raises(ValueError):
+        Irreps.filling(0)

@@ -106,3 +106,15 @@ def test_width_mismatch_and_repr():
         tau(torch.eye(3).expand(2, 3, 3), torch.zeros(2, 5))
     assert "irreps=2x1o, learn_basis=True" in repr(tau)
     assert tau.dim == 6
+
+
+@pytest.mark.parametrize("learn_basis", [False, True])
+def test_forward_applies_the_matrix_block_by_block(learn_basis):
+    """forward (Q^T rho(g) Q z without building matrices) equals matrix(g) @ z, packed and tokens."""
+    tau = _random_basis(RepresentationTau("3x0 + 2x1 + 2x2", learn_basis=learn_basis).double(), 3)
+    g = _rotations(5, seed=4)
+    gen = torch.Generator().manual_seed(5)
+    z = torch.randn(5, tau.dim, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(tau(g, z), torch.einsum("bij,bj->bi", tau.matrix(g), z))
+    tokens = torch.randn(5, 3, tau.dim, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(tau(g, tokens), torch.einsum("bij,bnj->bni", tau.matrix(g), tokens))
