@@ -1,7 +1,9 @@
 """An ASE calculator backed by a TransIP model, for molecular dynamics and relaxations.
 
 Charge and spin multiplicity come from ``atoms.info["charge"]`` and ``atoms.info["spin"]`` (the
-OMol25 convention; defaults 0 and 1). Changing either invalidates the cached results.
+OMol25 convention; defaults 0 and 1), read and checked as the data readers do
+(:func:`transip.data.molecule_from_atoms`, :func:`transip.data.validate_molecule`): a charge of
+``1.5`` is an error, not a charge of 1. Changing either invalidates the cached results.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 
 from .checkpoint import load_model
-from .data import Batch, Molecule
+from .data import Batch, molecule_from_atoms, validate_molecule
 from .model import TransIP
 
 __all__ = ["TransIPCalculator"]
@@ -71,15 +73,19 @@ class TransIPCalculator(Calculator):
 
     def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
         changes = super().check_state(atoms, tol)
-        if self._state is not None and self._state != _charge_spin(atoms):
+        if self._state is not None and self._state != _raw_charge_spin(atoms):
             changes.append("charge_spin")
         return changes
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        charge, spin = self._state = _charge_spin(self.atoms)
+        self._state = _raw_charge_spin(self.atoms)
+        where = "TransIPCalculator"
+        molecule = molecule_from_atoms(self.atoms, where=where)  # DataError: a charge of 1.5
+        # no distance check: a close contact during MD is the model's to answer, not an input error
+        c = self.model.config
+        validate_molecule(molecule, where=where, max_atoms=c.max_atoms, max_z=c.max_z, min_distance=None)
         self._warn_unfitted(self.atoms.numbers)
-        molecule = Molecule(self.atoms.positions, self.atoms.numbers, charge=charge, spin=spin)
         batch = Batch.from_molecules([molecule], dtype=self.dtype).to(self.device)
         out = self.model(batch, compute_forces=True)  # always: MD asks for both, one pass is cheaper
         energy = float(out.energy[0])
@@ -108,5 +114,6 @@ class TransIPCalculator(Calculator):
             )
 
 
-def _charge_spin(atoms) -> tuple[int, int]:
-    return int(atoms.info.get("charge", 0)), int(atoms.info.get("spin", 1))
+def _raw_charge_spin(atoms) -> tuple:
+    """What the cache compares: the ``info`` entries as they are (parsed only in ``calculate``)."""
+    return atoms.info.get("charge", 0), atoms.info.get("spin", 1)

@@ -124,6 +124,20 @@ def test_charge_and_spin_from_info_and_cache_invalidation():
     assert atoms.get_potential_energy() == pytest.approx(neutral, abs=1e-12)
 
 
+def test_charge_and_spin_are_checked_as_the_readers_check_them():
+    # the calculator reads charge and spin through the data path: no silent int(1.5) == 1
+    from transip.data import DataError
+
+    atoms = molecule("CH4")
+    atoms.calc = TransIPCalculator(TransIP(TransIPConfig.preset("tiny")))
+    atoms.info["charge"] = 1.5
+    with pytest.raises(DataError, match="charge"):
+        atoms.get_potential_energy()
+    atoms.info["charge"], atoms.info["spin"] = 0, 0
+    with pytest.raises(DataError, match="spin"):
+        atoms.get_potential_energy()
+
+
 def test_calculator_loads_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = TransIP(TransIPConfig.preset("tiny"))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from transip.data import read_dataset
-from transip.training import resolve_path
+from transip.model import TransIP
+from transip.training import TrainingConfig, load_trained, resolve_path
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -40,6 +43,30 @@ def read(spec: str, args: argparse.Namespace):
         forces_key=args.forces_key,
         index=args.index,
     )
+
+
+@dataclass(frozen=True)
+class Trained:
+    """``--checkpoint`` as the commands use it: the model and its tau on ``--device`` in ``--dtype``.
+
+    Attributes:
+        config: the run configuration (``None`` for a checkpoint not written by the trainer).
+    """
+
+    model: TransIP
+    tau: nn.Module | None
+    config: TrainingConfig | None
+    device: torch.device
+    dtype: torch.dtype
+
+
+def open_checkpoint(args: argparse.Namespace) -> Trained:
+    """The preamble of every command that reads a checkpoint (``--checkpoint``, ``--device``,
+    ``--dtype``); the data comes from :func:`read`."""
+    check_file(args.checkpoint, "checkpoint")
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    model, tau, config = load_trained(args.checkpoint, device=device)
+    return Trained(model.to(dtype), None if tau is None else tau.to(dtype), config, device, dtype)
 
 
 def check_file(path: str, what: str) -> Path:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from transip.checkpoint import load_model
 from transip.evaluation import evaluate, format_table
 
-from ._common import DTYPES, add_data_options, add_device_options, check_file, read, write_json
+from ._common import add_data_options, add_device_options, open_checkpoint, read, write_json
 
 
 def add_parser(sub) -> None:
@@ -36,20 +33,18 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_file(args.checkpoint, "checkpoint")
-    dtype = DTYPES[args.dtype]
-    model = load_model(args.checkpoint, map_location=args.device).to(dtype)
+    trained = open_checkpoint(args)
     rows, payload = {}, {}
     for spec in args.data:
         dataset = read(spec, args)
         report = evaluate(
-            model,
+            trained.model,
             dataset,
             max_atoms=args.max_atoms,
             group_by=args.group_by,
             compute_forces=not args.no_forces,
-            device=torch.device(args.device),
-            dtype=dtype,
+            device=trained.device,
+            dtype=trained.dtype,
         )
         rows[spec] = report.overall
         if args.group_by != "none" and len(report.subsets) > 1:

@@ -10,7 +10,7 @@ import numpy as np
 
 from transip.data import molecule_to_atoms
 
-from ._common import DTYPES, UsageError, add_data_options, check_file, read
+from ._common import DTYPES, UsageError, add_data_options, open_checkpoint, read
 
 
 def add_parser(sub) -> None:
@@ -66,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
     from transip.calculator import TransIPCalculator
 
-    check_file(args.checkpoint, "checkpoint")
     if args.steps < 0 or args.interval < 1 or args.dt <= 0:
         raise UsageError("need --steps >= 0, --interval >= 1 and --dt > 0")
+    trained = open_checkpoint(args)
     atoms = molecule_to_atoms(read(args.structure, args)[0])
-    atoms.calc = TransIPCalculator(args.checkpoint, device=args.device, dtype=DTYPES[args.dtype])
+    atoms.calc = TransIPCalculator(trained.model, device=trained.device, dtype=trained.dtype)
     rng = np.random.default_rng(args.seed)
     _thermalize(atoms, args.temperature, rng)
     Stationary(atoms)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from transip.checkpoint import load_model
 from transip.evaluation import write_predictions
 
-from ._common import DTYPES, add_data_options, add_device_options, check_file, read
+from ._common import add_data_options, add_device_options, open_checkpoint, read
 
 
 def add_parser(sub) -> None:
@@ -30,18 +27,16 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_file(args.checkpoint, "checkpoint")
-    dtype = DTYPES[args.dtype]
-    model = load_model(args.checkpoint, map_location=args.device).to(dtype)
+    trained = open_checkpoint(args)
     dataset = read(args.input, args)
     path = write_predictions(
-        model,
+        trained.model,
         dataset,
         args.output,
         compute_forces=not args.no_forces,
         max_atoms=args.max_atoms,
-        device=torch.device(args.device),
-        dtype=dtype,
+        device=trained.device,
+        dtype=trained.dtype,
     )
     print(f"predicted {len(dataset)} structures -> {path}")
     return 0

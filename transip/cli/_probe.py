@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 from transip.evaluation import equivariance_report, format_equivariance
-from transip.training import load_trained
 
-from ._common import DTYPES, add_data_options, add_device_options, check_file, read, write_json
+from ._common import add_data_options, add_device_options, open_checkpoint, read, write_json
 
 
 def add_parser(sub) -> None:
@@ -37,19 +36,19 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_file(args.checkpoint, "checkpoint")
-    model, tau, config = load_trained(args.checkpoint, device=args.device)
+    trained = open_checkpoint(args)
+    config = trained.config
     target = args.target or (config.equivariance.target if config is not None else "node")
     dataset = read(args.data, args)
     report = equivariance_report(
-        model,
+        trained.model,
         dataset,
-        tau=tau,
+        tau=trained.tau,
         target=target,
         n_rotations=args.n_rotations,
         seed=args.seed,
-        dtype=DTYPES[args.dtype],
-        device=args.device,
+        dtype=trained.dtype,
+        device=trained.device,
         max_atoms=args.max_atoms,
         compute_forces=not args.no_forces,
     )
