@@ -29,6 +29,7 @@ STAT_COLUMNS = (
     "n_molecules",  # 1
     "n_atoms",  # N
 )
+_COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
 
 
 def energy_mae(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
@@ -80,23 +81,23 @@ def molecule_statistics(
     b = num_atoms.shape[0]
     stats = torch.zeros(b, len(STAT_COLUMNS), dtype=torch.float64, device=num_atoms.device)
     n = num_atoms.to(torch.float64)
-    stats[:, 7] = 1.0
-    stats[:, 8] = n
+    stats[:, _COL["n_molecules"]] = 1.0
+    stats[:, _COL["n_atoms"]] = n
     if energy_pred is not None and energy_true is not None:
         de = (energy_pred.to(torch.float64) - energy_true.to(torch.float64)).abs()  # (B,)
-        stats[:, 0] = de
-        stats[:, 1] = de / n
-        stats[:, 2] = 1.0
+        stats[:, _COL["abs_energy"]] = de
+        stats[:, _COL["abs_energy_per_atom"]] = de / n
+        stats[:, _COL["n_energy"]] = 1.0
     if forces_pred is not None and forces_true is not None:
         fp, ft = forces_pred.to(torch.float64), forces_true.to(torch.float64)
         per_atom = torch.stack([(fp - ft).abs().sum(-1), force_cosine(fp, ft)], -1)  # (T, 2)
         summed = torch.zeros(b, 2, dtype=torch.float64, device=stats.device).index_add_(
             0, batch_index, per_atom
         )
-        stats[:, 3] = summed[:, 0]
-        stats[:, 4] = 3.0 * n
-        stats[:, 5] = summed[:, 1]
-        stats[:, 6] = n
+        stats[:, _COL["abs_force"]] = summed[:, 0]
+        stats[:, _COL["n_force_components"]] = 3.0 * n
+        stats[:, _COL["force_cosine"]] = summed[:, 1]
+        stats[:, _COL["n_force_atoms"]] = n
     return stats
 
 
@@ -123,18 +124,18 @@ class Metrics:
     @classmethod
     def from_statistics(cls, stats: torch.Tensor) -> Metrics:
         """Turn summed :func:`molecule_statistics` ``(9,)`` into metrics."""
-        s = [float(v) for v in stats.detach().cpu().tolist()]
+        s = dict(zip(STAT_COLUMNS, stats.detach().cpu().tolist(), strict=True))
 
-        def ratio(num: float, den: float, scale: float = 1.0) -> float | None:
-            return num / den * scale if den > 0 else None
+        def ratio(num: str, den: str, scale: float = 1.0) -> float | None:
+            return s[num] / s[den] * scale if s[den] > 0 else None
 
         return cls(
-            n_molecules=round(s[7]),
-            n_atoms=round(s[8]),
-            energy_mae=ratio(s[0], s[2], 1000.0),
-            energy_per_atom_mae=ratio(s[1], s[2], 1000.0),
-            force_mae=ratio(s[3], s[4], 1000.0),
-            force_cosine=ratio(s[5], s[6]),
+            n_molecules=round(s["n_molecules"]),
+            n_atoms=round(s["n_atoms"]),
+            energy_mae=ratio("abs_energy", "n_energy", 1000.0),
+            energy_per_atom_mae=ratio("abs_energy_per_atom", "n_energy", 1000.0),
+            force_mae=ratio("abs_force", "n_force_components", 1000.0),
+            force_cosine=ratio("force_cosine", "n_force_atoms"),
         )
 
     def as_dict(self) -> dict:
