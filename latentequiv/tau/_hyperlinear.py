@@ -73,21 +73,32 @@ class HyperLinearTau(nn.Module):
             last.weight[:n_zero].zero_()
             last.bias[:n_zero].zero_()
 
+    def factors(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``U(g), V(g)``, each ``(B, D, rank)``, with ``A(g) = U(g) V(g)^T`` (low-rank only)."""
+        if self.rank is None:
+            raise ValueError("a full-rank HyperLinearTau has no factors; use matrix()")
+        a = self.hypernet(g.reshape(g.shape[0], -1))  # (B, 2 D r)
+        u, v = a.reshape(-1, 2, self.dim, self.rank).unbind(1)  # (B, D, r) each
+        return u, v
+
     def matrix(self, g: torch.Tensor) -> torch.Tensor:
         """The linear map ``M(g) = I + A(g)``, shape ``(B, D, D)``."""
-        a = self.hypernet(g.reshape(g.shape[0], -1))  # (B, n_out)
         D = self.dim
         if self.rank is None:
-            a = a.reshape(-1, D, D)  # (B, D, D)
+            a = self.hypernet(g.reshape(g.shape[0], -1)).reshape(-1, D, D)  # (B, D, D)
         else:
-            u, v = a.reshape(-1, 2, D, self.rank).unbind(1)  # (B, D, r) each
+            u, v = self.factors(g)
             a = u @ v.transpose(-1, -2)  # (B, D, D)
         return a + torch.eye(D, dtype=a.dtype, device=a.device)
 
     def forward(self, g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         check_shapes(g, z)
-        m = self.matrix(g.to(dtype=z.dtype, device=z.device))  # (B, D, D)
-        return torch.einsum("bij,b...j->b...i", m, z)
+        g = g.to(dtype=z.dtype, device=z.device)
+        if self.rank is None:
+            return torch.einsum("bij,b...j->b...i", self.matrix(g), z)  # (B, D, D) maps
+        # z + U (V^T z): O(D r) per vector, the (B, D, D) matrices are never formed
+        u, v = self.factors(g)  # (B, D, r) each
+        return z + torch.einsum("bir,b...r->b...i", u, torch.einsum("bjr,b...j->b...r", v, z))
 
     def extra_repr(self) -> str:
         return (

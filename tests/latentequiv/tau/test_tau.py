@@ -73,6 +73,22 @@ def test_hyperlinear_tau_is_linear_in_z(a, b, seed):
     torch.testing.assert_close(tau(g, a * z1 + b * z2), a * tau(g, z1) + b * tau(g, z2))
 
 
+@pytest.mark.parametrize("rank", [None, 1, 3])
+def test_hyperlinear_tau_applies_its_matrix_and_the_matrix_has_its_rank(rank):
+    """forward (z + U (V^T z) when low-rank) equals M(g) z; rank(M(g) - I) is the rank asked for."""
+    torch.manual_seed(0)
+    tau = _perturb(HyperLinearTau(6, rank=rank, hidden=8).double())
+    g = _rotations(3, 1)
+    z = torch.randn(3, 5, 6, dtype=torch.float64)
+    torch.testing.assert_close(tau(g, z), torch.einsum("bij,bnj->bni", tau.matrix(g), z))
+    torch.testing.assert_close(tau(g, z[:, 0]), torch.einsum("bij,bj->bi", tau.matrix(g), z[:, 0]))
+    a = tau.matrix(g) - torch.eye(6, dtype=torch.float64)
+    assert torch.linalg.matrix_rank(a).tolist() == [6 if rank is None else rank] * 3
+    if rank is None:
+        with pytest.raises(ValueError, match="no factors"):
+            tau.factors(g)
+
+
 def test_group_features_flatten_row_major_and_follow_z_dtype():
     g = torch.arange(9.0).reshape(1, 3, 3)
     f = group_features(g, torch.zeros(1, 2, 4, dtype=torch.float64))
