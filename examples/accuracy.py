@@ -43,7 +43,8 @@ MACE_PYTHON = Path(os.environ.get("ACCURACY_MACE_PYTHON", ROOT / ".venv-bench" /
 ROTATION_SEED = 20240917  # the fixed per-structure rotations of the turned test copies
 
 F_HEAD, F_LOSS = "--loss.head_unit=force_rms", "--loss.force_unit=force_rms"
-NB8 = "--model.neighbour_channels=8"
+NB8, NB16 = "--model.neighbour_channels=8", "--model.neighbour_channels=16"
+B128 = "--data.max_atoms_per_batch=128"
 #: TransIP variants: name -> ``--section.key=value`` overrides on top of the library's defaults
 #: (the ablations of docs/transip/accuracy.md). ``mode`` is set per model.
 VARIANTS: dict[str, list[str]] = {
@@ -67,6 +68,9 @@ VARIANTS: dict[str, list[str]] = {
     "nb8+rbf64": [NB8, "--model.num_rbf=64"],
     "nb8+ang16": [NB8, "--model.angular_channels=16"],
     "nb8+ang8": [NB8, "--model.angular_channels=8"],
+    "nb16+b128": [NB16, B128],
+    "nb16+b128+ang16": [NB16, B128, "--model.angular_channels=16"],
+    "nb16+b64": [NB16, "--data.max_atoms_per_batch=64"],
 }
 #: MACE variants: name -> accuracy_mace.py options
 MACE_VARIANTS: dict[str, list[str]] = {
