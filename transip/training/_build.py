@@ -19,7 +19,8 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from latentequiv.losses import contrastive_latent_loss, latent_equivariance_loss
-from latentequiv.tau import HyperLinearTau, IdentityTau, MLPTau
+from latentequiv.representations import Irreps
+from latentequiv.tau import HyperLinearTau, IdentityTau, MLPTau, RepresentationTau
 from transip.data import (
     MAX_Z,
     AtomBudgetSampler,
@@ -44,6 +45,7 @@ TAU_KINDS: dict[str, type[nn.Module]] = {
     "mlp": MLPTau,
     "identity": IdentityTau,
     "hyperlinear": HyperLinearTau,
+    "representation": RepresentationTau,
 }
 #: ``equivariance.loss`` -> latent loss function
 LATENT_LOSSES = {"mse": latent_equivariance_loss, "contrastive": contrastive_latent_loss}
@@ -210,8 +212,50 @@ def build_model(config: TrainingConfig, fit: ReferenceFit | None = None) -> Tran
     return model
 
 
+def tau_irreps(eq: EquivarianceConfig, dim: int) -> Irreps:
+    """The irreps of ``tau: representation``: ``equivariance.tau_irreps``, or when empty
+    :meth:`Irreps.filling(dim, lmax=2) <latentequiv.representations.Irreps.filling>` (``36x0 + 10x1 +
+    6x2`` for ``D = 96``).
+
+    Raises:
+        ConfigError: the string does not parse, or its dimension is not the model width ``dim``.
+    """
+    if not eq.tau_irreps:
+        return Irreps.filling(dim, lmax=2)
+    try:
+        irreps = Irreps(eq.tau_irreps)
+    except ValueError as e:
+        raise ConfigError(f"equivariance.tau_irreps={eq.tau_irreps!r}: {e}") from None
+    if irreps.dim != dim:
+        raise ConfigError(
+            f"equivariance.tau_irreps={eq.tau_irreps!r} has dimension {irreps.dim}, but the embeddings "
+            f"have model.d_model={dim}; e.g. {str(Irreps.filling(dim))!r}, or empty for that default"
+        )
+    return irreps
+
+
+def check_equivariance(config: TrainingConfig) -> None:
+    """The ``equivariance`` options that only make sense together (raised before any work).
+
+    Raises:
+        ConfigError: naming the keys of a combination that does not make sense.
+    """
+    eq = config.equivariance
+    if eq.tau_rank < 0:
+        raise ConfigError("equivariance.tau_rank must be 0 (a full matrix) or positive")
+    if eq.tau_irreps and eq.tau != "representation":
+        raise ConfigError("equivariance.tau_irreps is only read with equivariance.tau=representation")
+    if eq.mode == "transip" and eq.tau == "representation":
+        tau_irreps(eq, config.model.config.d_model)
+
+
 def build_tau(eq: EquivarianceConfig, dim: int) -> nn.Module | None:
-    """The tau-network of TransIP mode (``None`` in the other modes)."""
+    """The tau-network of TransIP mode (``None`` in the other modes).
+
+    ``mlp``: :class:`MLPTau` (``tau_hidden``, ``tau_depth``, ``tau_residual``); ``hyperlinear``:
+    :class:`HyperLinearTau` of rank ``tau_rank`` (0: full); ``representation``:
+    :class:`RepresentationTau` of :func:`tau_irreps` in a learned orthonormal basis; ``identity``.
+    """
     if eq.mode != "transip":
         return None
     cls = TAU_KINDS[eq.tau]
@@ -219,7 +263,10 @@ def build_tau(eq: EquivarianceConfig, dim: int) -> nn.Module | None:
     if cls is MLPTau:
         return MLPTau(dim, group_dim=3, hidden=hidden, depth=eq.tau_depth, residual=eq.tau_residual)
     if cls is HyperLinearTau:
-        return HyperLinearTau(dim, group_dim=3, hidden=hidden, depth=eq.tau_depth)
+        rank = eq.tau_rank or None
+        return HyperLinearTau(dim, group_dim=3, rank=rank, hidden=hidden, depth=eq.tau_depth)
+    if cls is RepresentationTau:
+        return RepresentationTau(tau_irreps(eq, dim), learn_basis=True)
     return cls()
 
 

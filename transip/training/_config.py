@@ -103,10 +103,12 @@ class EquivarianceConfig:
     weight: float = 5.0
     target: Literal["node", "graph"] = "node"
     loss: Literal["mse", "contrastive"] = "mse"
-    tau: Literal["mlp", "identity", "hyperlinear"] = "mlp"
+    tau: Literal["mlp", "identity", "hyperlinear", "representation"] = "mlp"
     tau_hidden: int = 0  # 0: twice the embedding width
     tau_depth: int = 2
     tau_residual: bool = True
+    tau_rank: int = 8  # hyperlinear: rank of A(R) in M(R) = I + A(R); 0: a full D x D matrix
+    tau_irreps: str = ""  # representation: e.g. "32x0 + 16x1 + 4x2"; empty: Irreps.filling(D, lmax=2)
     normalize: bool = False
     temperature: float = 0.1
     latent_pass: Literal["separate", "joint"] = "separate"  # joint: rotated copy in the same pass

@@ -23,7 +23,7 @@ from latentequiv.groups import SO3
 from transip.data import Batch
 from transip.evaluation import STAT_COLUMNS, NamedSums, empty_statistics
 
-from ._build import check_paths
+from ._build import check_equivariance, check_paths
 from ._checkpointing import rank_state, save_training_checkpoint
 from ._config import ConfigError, TrainingConfig
 from ._distributed import Replicas, ReplicaStopRequest
@@ -72,6 +72,7 @@ def check_config(config: TrainingConfig) -> None:
         raise ConfigError("data.val_fraction must lie in (0, 1) when no data.val file is given")
     if config.equivariance.loss == "contrastive" and config.equivariance.mode != "transip":
         raise ConfigError("equivariance.loss=contrastive needs equivariance.mode=transip")
+    check_equivariance(config)
 
 
 def train(
