@@ -136,7 +136,7 @@ class TransIP(nn.Module):
                 positions, batch, double_backward=conservative and training, param_grads=training
             )
             graph = segment_pool(node, batch.batch, batch.num_molecules, "mean")  # (B, D)
-            energy = self._energy(node, graph, batch)  # (B,) float64
+            energy = self.readout(node, graph, batch)  # (B,) float64
             forces = None
             if conservative:
                 (grad,) = torch.autograd.grad(energy.sum(), positions, create_graph=training)
@@ -185,10 +185,29 @@ class TransIP(nn.Module):
             h = block(h + bias, layout, logits, double_backward=double_backward)
         return self.norm(h)
 
-    def _energy(self, node: torch.Tensor, graph: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def readout(self, node: torch.Tensor | None, graph: torch.Tensor | None, batch: Batch) -> torch.Tensor:
+        """Total energies from embeddings: ``scale * sum_i head(node_i) + sum_i e_ref[Z_i]`` (sum
+        pooling) or ``scale * head(graph) + sum_i e_ref[Z_i]`` (mean pooling).
+
+        The readout of :meth:`forward`, usable on other embeddings than the model's own (e.g. on
+        transformed ones in a training objective).
+
+        Args:
+            node: ``(T, D)`` atom embeddings; read with sum pooling (``None`` allowed with mean).
+            graph: ``(B, D)`` molecule embeddings; read with mean pooling (``None``: the mean of
+                ``node``).
+            batch: the molecules (atomic numbers and molecule index of every atom).
+
+        Returns:
+            ``(B,)`` float64 total energies, eV.
+        """
         if self.config.pooling == "sum":
+            if node is None:
+                raise ValueError("sum pooling reads the atom embeddings: node must be given")
             raw = segment_pool(self.head(node), batch.batch, batch.num_molecules, "sum")  # (B,)
         else:
+            if graph is None:
+                graph = segment_pool(node, batch.batch, batch.num_molecules, "mean")  # (B, D)
             raw = self.head(graph)  # (B,)
         return self.energy(raw, batch.numbers, batch.batch, batch.num_molecules)
 

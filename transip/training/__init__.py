@@ -2,7 +2,8 @@
 
 Entry points: :func:`load_config` (YAML + ``--section.key=value`` overrides) and :func:`train`.
 The pieces are usable on their own: the objective's terms (:class:`EnergyTerm`,
-:class:`ForceTerm`, :class:`LatentTerm`, any :class:`Term`) and :func:`compute_objective` /
+:class:`ForceTerm`, :class:`LatentTerm`, :class:`ConsistencyTerm`, any :class:`Term`) and
+:func:`compute_objective` /
 :class:`TransIPObjective` (their weighted sum), :func:`train_step` (one optimisation step),
 :func:`warmup_cosine` (the schedule), :class:`ExponentialMovingAverage`.
 """
@@ -51,6 +52,8 @@ from ._step import train_step, validation_metrics, validation_sums
 from ._terms import (
     FORCES,
     ROTATED,
+    TAU,
+    ConsistencyTerm,
     EnergyTerm,
     ForceTerm,
     LatentTerm,
@@ -69,8 +72,10 @@ __all__ = [
     "LATENT_LOSSES",
     "LOGGED_TERMS",
     "ROTATED",
+    "TAU",
     "TAU_KINDS",
     "ConfigError",
+    "ConsistencyTerm",
     "DataConfig",
     "DistributedEnv",
     "EnergyTerm",

@@ -38,7 +38,7 @@ from ._config import ConfigError, DataConfig, EquivarianceConfig, ModelSection, 
 from ._ema import ExponentialMovingAverage
 from ._objective import TransIPObjective
 from ._schedule import make_scheduler
-from ._terms import EnergyTerm, ForceTerm, LatentTerm, Term
+from ._terms import ConsistencyTerm, EnergyTerm, ForceTerm, LatentTerm, Term
 
 #: ``equivariance.tau`` -> tau-network class
 TAU_KINDS: dict[str, type[nn.Module]] = {
@@ -247,6 +247,24 @@ def check_equivariance(config: TrainingConfig) -> None:
         raise ConfigError("equivariance.tau_irreps is only read with equivariance.tau=representation")
     if eq.mode == "transip" and eq.tau == "representation":
         tau_irreps(eq, config.model.config.d_model)
+    if eq.augment_task and eq.mode != "transip":
+        raise ConfigError(
+            f"equivariance.augment_task needs equivariance.mode=transip (got {eq.mode}; "
+            "mode=transaug already trains on rotated copies)"
+        )
+    if eq.consistency_weight < 0:
+        raise ConfigError("equivariance.consistency_weight must be 0 (off) or positive")
+    if eq.consistency_weight > 0:
+        if eq.mode != "transip":
+            raise ConfigError(
+                f"equivariance.consistency_weight needs equivariance.mode=transip (got {eq.mode})"
+            )
+        if eq.target == "graph" and config.model.config.pooling == "sum":
+            raise ConfigError(
+                "equivariance.consistency_weight with equivariance.target=graph needs model.pooling=mean: "
+                "with sum pooling the energy head reads atoms, not the pooled embedding tau acts on "
+                "(use equivariance.target=node)"
+            )
 
 
 def build_tau(eq: EquivarianceConfig, dim: int) -> nn.Module | None:
@@ -294,6 +312,9 @@ def build_terms(config: TrainingConfig, fit: ReferenceFit | None = None) -> list
         terms.append(
             LatentTerm(eq.weight, build_latent_loss(eq), target=eq.target, padded=eq.loss == "contrastive")
         )
+        if eq.consistency_weight > 0:
+            unit = None if fit is None else fit.energy_scale  # the energy term's
+            terms.append(ConsistencyTerm(eq.consistency_weight, loss.energy, unit=unit, target=eq.target))
     return terms
 
 
@@ -306,7 +327,7 @@ def build_objective(
         model,
         build_terms(config, fit),
         tau=build_tau(eq, model.config.d_model),
-        augment=eq.mode == "transaug",
+        augment=eq.mode == "transaug" or (eq.mode == "transip" and eq.augment_task),
         latent_pass=eq.latent_pass,
     )
 

@@ -112,6 +112,8 @@ class EquivarianceConfig:
     normalize: bool = False
     temperature: float = 0.1
     latent_pass: Literal["separate", "joint"] = "separate"  # joint: rotated copy in the same pass
+    augment_task: bool = False  # transip: energy and force terms on the rotated copy R x
+    consistency_weight: float = 0.0  # transip: lambda_cons of readout(tau(R, f(x))) vs E; 0: off
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@
   every weight read; forces are taken from the originals only).
 
 The modes are not flags but parts: a ``tau`` module makes it TransIP, ``augment=True`` makes it TransAug
-(the batch is rotated before the forward pass), neither is plain training.
+(the batch is rotated before the forward pass), neither is plain training. Both together is TransIP
+with the task on the rotated copy: the energies and forces are measured on ``R x`` (the pass with
+forces runs on the copy) while the latent term still compares ``tau(R, f(x))`` with ``f(R x)``
+(``f(x)`` from an embedding pass without forces): the passes of TransIP, swapped.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from transip.data import Batch
 from transip.model import TransIPOutput
 from transip.symmetry import rotate_batch
 
-from ._terms import FORCES, ROTATED, ObjectiveInputs, Term
+from ._terms import FORCES, ROTATED, TAU, ObjectiveInputs, Term
 
 
 @dataclass
@@ -67,7 +70,9 @@ def compute_objective(
         rotations: ``(B, 3, 3)`` one rotation per molecule; needed for TransIP and TransAug.
         terms: the weighted terms (:class:`~transip.training.EnergyTerm`, ...), summed in order.
         tau: the tau-network (TransIP mode), handed to the terms.
-        augment: rotate the batch by ``rotations`` before the forward pass (TransAug).
+        augment: rotate the batch by ``rotations`` before the forward pass (TransAug); with a term
+            that reads the rotated copy, the task terms see the copy ``R x`` and the latent term
+            compares ``tau(R, f(x))`` with the copy's embeddings (module docstring).
         latent_pass: how the rotated copy is embedded when a term needs it: ``"separate"``, a
             second forward pass (``model.embed``); ``"joint"``, the same forward pass as the batch
             (one batch of ``2B`` molecules, forces from the originals' energies only). Same loss
@@ -81,25 +86,35 @@ def compute_objective(
     needs = frozenset().union(*(t.needs for t in terms))
     if batch.energy is None:
         raise ValueError("training needs energy labels for every molecule of the batch")
-    if (ROTATED in needs or augment) and rotations is None:
+    if (ROTATED in needs or TAU in needs or augment) and rotations is None:
         raise ValueError("TransIP and TransAug need one rotation per molecule")
+    if TAU in needs and tau is None:
+        raise ValueError(
+            f"the terms {[t.name for t in terms if TAU in t.needs]} apply tau: pass a tau-network"
+        )
     if latent_pass not in ("separate", "joint"):
         raise ValueError(f"unknown latent_pass {latent_pass!r}; expected 'separate' or 'joint'")
-    if augment:
-        batch = rotate_batch(batch, rotations)
     want_forces = batch.forces is not None and FORCES in needs
-    inputs = ObjectiveInputs(model, batch, None, rotations, tau)
     if ROTATED in needs:
         rotated = rotate_batch(batch, rotations)
+        # TransIP: the task on x and R x embedded; with augment, the task on R x and x embedded
+        task, other = (rotated, batch) if augment else (batch, rotated)
         if latent_pass == "joint":
-            inputs.output, inputs.rotated_node, inputs.rotated_graph = _joint_forward(
-                model, batch, rotated, want_forces, create_graph
-            )
+            out, other_node, other_graph = _joint_forward(model, task, other, want_forces, create_graph)
         else:
-            inputs.output = model(batch, compute_forces=want_forces, training=create_graph)
-            inputs.rotated_node, inputs.rotated_graph = model.embed(rotated)
+            out = model(task, compute_forces=want_forces, training=create_graph)
+            other_node, other_graph = model.embed(other)
+        inputs = ObjectiveInputs(model, task, out, rotations, tau)
+        if augment:
+            inputs.original_node, inputs.original_graph = other_node, other_graph
+            inputs.rotated_node, inputs.rotated_graph = out.node_embedding, out.graph_embedding
+        else:
+            inputs.rotated_node, inputs.rotated_graph = other_node, other_graph
     else:
-        inputs.output = model(batch, compute_forces=want_forces, training=create_graph)
+        if augment:
+            batch = rotate_batch(batch, rotations)
+        out = model(batch, compute_forces=want_forces, training=create_graph)
+        inputs = ObjectiveInputs(model, batch, out, rotations, tau)
     parts = {t.name: t(inputs) for t in terms}
     weighted = [t.weight * parts[t.name] for t in terms if parts[t.name] is not None]
     if not weighted:
@@ -151,7 +166,7 @@ class TransIPObjective(nn.Module):
         model: the TransIP model.
         terms: the weighted terms, built once (:func:`~transip.training.build_terms`).
         tau: tau-network (TransIP mode) or ``None``; a term must read it.
-        augment: TransAug mode.
+        augment: TransAug mode; with ``tau``, TransIP with the task on the rotated copy.
         latent_pass: ``"separate"`` or ``"joint"`` (:func:`compute_objective`).
     """
 
@@ -170,8 +185,6 @@ class TransIPObjective(nn.Module):
         reads_rotated = any(ROTATED in t.needs for t in terms)
         if tau is not None and not reads_rotated:
             raise ValueError("a tau-network needs a term that reads the rotated copy (a LatentTerm)")
-        if tau is not None and augment:
-            raise ValueError("TransIP (tau) and TransAug (augment) are separate modes")
         self.model = model
         self.tau = tau
         self.terms = tuple(terms)
@@ -203,9 +216,11 @@ class TransIPObjective(nn.Module):
 
     @property
     def needs_rotations(self) -> bool:
-        return self.augment or any(ROTATED in t.needs for t in self.terms)
+        return self.augment or any(t.needs & {ROTATED, TAU} for t in self.terms)
 
     def extra_repr(self) -> str:
-        mode = "transip" if self.tau is not None else "transaug" if self.augment else "none"
+        mode = "transaug" if self.augment else "none"
+        if self.tau is not None:
+            mode = "transip+augment" if self.augment else "transip"
         terms = ", ".join(f"{t.name}={t.weight:g}" for t in self.terms)
         return f"mode={mode}, terms=({terms}), latent_pass={self.latent_pass}"

@@ -13,6 +13,9 @@ The objective is ``L = sum_k w_k L_k`` over a list of terms (TransIP, Eq. 4, has
 - :class:`LatentTerm`, ``L_equiv`` (TransIP mode): the latent loss of :mod:`latentequiv.losses`
   between ``tau(R, f(x))`` and ``f(R x)``, on per-atom (``"node"``) or pooled (``"graph"``)
   embeddings.
+- :class:`ConsistencyTerm`, ``L_cons`` (TransIP mode, optional): the model's energy readout applied
+  to ``tau(R, f(x))`` must give the molecule's energy, ``E_cons = readout(tau(R, f(x)))``, compared
+  with the label like ``L_E``.
 
 A term reads an :class:`ObjectiveInputs` (what one evaluation of the model produced) and returns
 an unweighted scalar, or ``None`` when the batch lacks what it measures. It declares what it reads
@@ -36,8 +39,9 @@ from transip.model import TransIPOutput
 
 LatentLoss = Callable[..., torch.Tensor]
 
-#: what a term may read beyond the outputs on the batch: the forces, the rotated copy's embeddings
-FORCES, ROTATED = "forces", "rotated"
+#: what a term may read beyond the outputs on the batch: the forces, the rotated copy's embeddings,
+#: tau applied to the batch's embeddings (the rotations and a tau-network)
+FORCES, ROTATED, TAU = "forces", "rotated", "tau"
 
 
 @dataclass
@@ -46,12 +50,16 @@ class ObjectiveInputs:
 
     Attributes:
         model: the model (its ``energy_scale`` is the default unit).
-        batch: the labelled batch the outputs belong to (already rotated in TransAug mode).
+        batch: the labelled batch the outputs belong to (already rotated in TransAug mode, and in
+            TransIP mode with the task on the rotated copy).
         output: ``model(batch)``; ``forces`` only when a term needs them and the batch has labels.
         rotations: ``(B, 3, 3)``, one per molecule (TransIP and TransAug), else ``None``.
         tau: the tau-network (TransIP mode), else ``None``.
         rotated_node, rotated_graph: ``(T, D)`` and ``(B, D)`` embeddings of the rotated copy
             ``f(R x)`` when a term needs them, else ``None``.
+        original_node, original_graph: the embeddings ``f(x)`` of the unrotated molecules when
+            ``output`` is not theirs (the task on the rotated copy), else ``None``: ``f(x)`` is then
+            ``output``'s (:meth:`source`).
     """
 
     model: nn.Module
@@ -61,6 +69,14 @@ class ObjectiveInputs:
     tau: nn.Module | None = None
     rotated_node: torch.Tensor | None = None
     rotated_graph: torch.Tensor | None = None
+    original_node: torch.Tensor | None = None
+    original_graph: torch.Tensor | None = None
+
+    def source(self, target: Literal["node", "graph"]) -> torch.Tensor:
+        """``f(x)``, the embeddings tau acts on: ``(T, D)`` for ``"node"``, ``(B, D)`` for ``"graph"``."""
+        if target == "node":
+            return self.output.node_embedding if self.original_node is None else self.original_node
+        return self.output.graph_embedding if self.original_graph is None else self.original_graph
 
 
 class Term(Protocol):
@@ -221,13 +237,62 @@ class LatentTerm:
         x, tau, rotations = inputs, inputs.tau, inputs.rotations
         if self.target == "graph":
             g = rotations.to(x.rotated_graph.dtype)  # (B, 3, 3)
-            return self.loss(tau, x.output.graph_embedding, x.rotated_graph, g)
+            return self.loss(tau, x.source("graph"), x.rotated_graph, g)
         if self.padded:
-            z, mask = pad_tokens(x.output.node_embedding, x.batch)
+            z, mask = pad_tokens(x.source("node"), x.batch)
             z_rot, _ = pad_tokens(x.rotated_node, x.batch)
             return self.loss(tau, z, z_rot, rotations.to(z.dtype), mask=mask)
         g = rotations.to(x.rotated_node.dtype)[x.batch.batch]  # (T, 3, 3)
-        return self.loss(tau, x.output.node_embedding, x.rotated_node, g)
+        return self.loss(tau, x.source("node"), x.rotated_node, g)
 
     def size(self, batch: Batch) -> int:
         return batch.num_molecules if self.target == "graph" or self.padded else batch.positions.shape[0]
+
+
+@dataclass(frozen=True)
+class ConsistencyTerm:
+    """``L_cons``: the energy read out of ``tau(R, f(x))`` against the molecule's label.
+
+    A rotated molecule has the energy of the molecule, so if ``tau(R, f(x))`` stands for
+    ``f(R x)``, the model's own readout (:meth:`transip.model.TransIP.readout`) applied to it must
+    give the labelled energy:
+
+    - ``target="node"``: ``z'_i = tau(R_b, z_i)`` for every atom ``i`` of molecule ``b``, then
+      ``E_cons,b = scale * sum_i head(z'_i) + sum_i e_ref[Z_i]`` (sum pooling; with mean pooling
+      ``scale * head(mean_i z'_i) + ...``);
+    - ``target="graph"``: ``E_cons,b = scale * head(tau(R_b, mean_i z_i)) + ...`` (mean pooling only:
+      with sum pooling the head reads atoms, and tau of the pooled embedding says nothing about them).
+
+    ``L_cons = energy_loss(E_cons, E_true)`` with the energy term's form (``kind``) and unit. The
+    gradient reaches the head, tau and the encoder.
+
+    Args:
+        weight: ``lambda_cons``.
+        kind, unit: as :class:`EnergyTerm`'s (``unit=None``: the model's ``energy_scale``).
+        target: the embeddings tau acts on.
+    """
+
+    weight: float
+    kind: Literal["mse", "per_atom_mse"] = "mse"
+    unit: float | None = None
+    target: Literal["node", "graph"] = "node"
+    name: str = "consistency"
+    needs: frozenset[str] = frozenset({TAU})
+    task: bool = False
+
+    def __call__(self, inputs: ObjectiveInputs) -> torch.Tensor | None:
+        b, model, tau = inputs.batch, inputs.model, inputs.tau
+        if b.energy is None:
+            return None
+        z = inputs.source(self.target)  # (T, D) or (B, D)
+        g = inputs.rotations.to(z.dtype)  # (B, 3, 3)
+        if self.target == "graph":
+            energy = model.readout(None, tau(g, z), b)  # (B,)
+        else:
+            node = tau(g[b.batch], z)  # (T, D): each atom turned by its molecule's rotation
+            energy = model.readout(node, None, b)  # (B,); mean pooling reads mean_i node_i
+        unit = model.energy_scale if self.unit is None else self.unit
+        return energy_loss(energy, b.energy, b.num_atoms, unit, self.kind)
+
+    def size(self, batch: Batch) -> int:
+        return batch.num_molecules
