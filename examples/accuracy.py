@@ -66,6 +66,11 @@ VARIANTS: dict[str, list[str]] = {
     "nb8+b128": [NB8, "--data.max_atoms_per_batch=128"],
     "nb16": ["--model.neighbour_channels=16"],
     "nb8+rbf64": [NB8, "--model.num_rbf=64"],
+    # the latent objective beyond the paper (docs/transip/training.md); TransIP mode only
+    "nb8+rep": [NB8, "--equivariance.tau=representation"],
+    "nb8+lowrank": [NB8, "--equivariance.tau=hyperlinear", "--equivariance.tau_rank=8"],
+    "nb8+aug": [NB8, "--equivariance.augment_task=true"],
+    "nb8+cons": [NB8, "--equivariance.consistency_weight=5"],
     "nb8+ang16": [NB8, "--model.angular_channels=16"],
     "nb8+ang8": [NB8, "--model.angular_channels=8"],
     "nb16+b128": [NB16, B128],
