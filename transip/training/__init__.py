@@ -17,7 +17,6 @@ from ._build import (
     build_optimizer,
     build_tau,
     build_terms,
-    fit_references,
     load_datasets,
     resolve_model_config,
     resolve_path,
@@ -45,6 +44,7 @@ from ._config import (
 from ._distributed import DistributedEnv, distributed_process_group, torchrun_env
 from ._ema import ExponentialMovingAverage
 from ._finish import FinalReport
+from ._labels import fit_references
 from ._objective import LOGGED_TERMS, LossTerms, TransIPObjective, compute_objective
 from ._schedule import make_scheduler, warmup_cosine
 from ._state import seed_everything

@@ -8,7 +8,8 @@ import pytest
 
 from transip.data import Molecule
 from transip.training import load_config, train
-from transip.training._build import build_run, force_rms
+from transip.training._build import build_run
+from transip.training._labels import force_rms
 from transip.training._schedule import make_scheduler, warmup_cosine
 
 

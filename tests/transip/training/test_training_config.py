@@ -158,7 +158,7 @@ def test_parse_overrides_keeps_equals_signs_in_values():
 
 def test_elements_missing_from_training_are_named(caplog):
     from transip.data import Molecule
-    from transip.training._build import warn_unseen_elements
+    from transip.training._labels import warn_unseen_elements
 
     pos = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.1]])
     val = [Molecule(pos, np.array([6, 8])), Molecule(pos, np.array([15, 9]))]
@@ -173,7 +173,7 @@ def test_elements_missing_from_training_are_named(caplog):
 
 def test_reference_fit_skips_the_mae_pass_beyond_the_limit(monkeypatch):
     from transip.data import Molecule
-    from transip.training import _build
+    from transip.training import _labels
 
     rng = np.random.default_rng(0)
     mols = []
@@ -182,9 +182,9 @@ def test_reference_fit_skips_the_mae_pass_beyond_the_limit(monkeypatch):
         m = Molecule(rng.normal(size=(len(numbers), 3)) * 3, numbers)
         m.energy = float(numbers.sum() * -1.5 + rng.normal())
         mols.append(m)
-    small = _build.fit_references(mols)
-    monkeypatch.setattr(_build, "MAE_PASS_LIMIT", len(mols) - 1)
-    large = _build.fit_references(mols)
+    small = _labels.fit_references(mols)
+    monkeypatch.setattr(_labels, "MAE_PASS_LIMIT", len(mols) - 1)
+    large = _labels.fit_references(mols)
     assert np.isfinite(small.report.mae) and np.isnan(large.report.mae)
     assert large.references == small.references or np.allclose(
         large.references.energies, small.references.energies, rtol=0, atol=1e-9
