@@ -195,6 +195,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--per-source", type=int, default=1, help="starting frames per molecule (default: 1)")
     p.add_argument("--max-molecules", type=int, default=0, help="only the first M starts (default 0: all)")
+    p.add_argument(
+        "--shard",
+        default="0/1",
+        help="K/N: run only starts K, K+N, K+2N, ... (N processes side by side; same results per start)",
+    )
     p.add_argument("--temperature", type=float, default=300.0, help="K (default: 300)")
     p.add_argument("--dt", type=float, default=0.5, help="time step in fs (default: 0.5)")
     p.add_argument("--time", type=float, default=1000.0, help="simulated time in fs (default: 1000)")
@@ -214,6 +219,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.per_source, args.interval) < 1 or args.dt <= 0 or args.time < 0 or args.max_molecules < 0:
         p.error("need --per-source >= 1, --interval >= 1, --dt > 0, --time >= 0, --max-molecules >= 0")
+    k, _, n = args.shard.partition("/")
+    if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+        p.error(f"--shard expects K/N with 0 <= K < N, got {args.shard!r}")
     if not 0 < args.form_factor < args.bond_factor < args.break_factor:
         p.error("need 0 < --form-factor < --bond-factor < --break-factor")
     return args
@@ -277,10 +285,13 @@ def main(argv=None) -> int:
     limits = Limits(args.bond_factor, args.break_factor, args.form_factor, args.drift)
     keys = [(m.source, m.charge, m.spin) for m in molecules]
     starts = select_starts(keys, args.per_source)[: args.max_molecules or None]
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    # start k keeps its velocity seed (SEED, k) whatever the sharding
+    mine = [(k, index) for k, index in enumerate(starts) if k % shards == shard]
     steps = round(args.time / args.dt)
     refs = calc.model.element_energies.detach().cpu().numpy()
     records = []
-    for k, index in enumerate(_progress(starts)):
+    for k, index in _progress(mine):
         mol = molecules[index]
         atoms = molecule_to_atoms(mol)
         same = [molecules[i].positions for i in range(index, len(keys)) if keys[i] == keys[index]]
@@ -308,7 +319,7 @@ def main(argv=None) -> int:
         if r["verdict"] == "nan" or (r["verdict"] == "broken" and (args.strict or r["reference_stable"]))
     ]
     md_steps, seconds = sum(r["steps_run"] for r in records), sum(r["seconds"] for r in records)
-    settings = ("temperature", "dt", "time", "interval", "seed", "per_source", "strict", "dtype")
+    settings = ("temperature", "dt", "time", "interval", "seed", "per_source", "strict", "dtype", "shard")
     report = {
         "checkpoint": str(args.checkpoint),
         "data": args.data,

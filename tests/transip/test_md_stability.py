@@ -124,3 +124,20 @@ def test_bad_input_exits_with_2(ex, tmp_path):
     with pytest.raises(SystemExit) as e:
         ex.main([str(checkpoint), "--dt", "0"])
     assert e.value.code == 2
+
+
+def test_shards_split_the_starts_and_keep_each_start_s_result(ex, tmp_path):
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "tiny.pt", TransIP(TransIPConfig.preset("tiny")))
+    base = [str(checkpoint), "--data", G2_SMALL, "--max-molecules", "3", "--time", "2"]
+    reports = {}
+    for shard in ("0/1", "0/2", "1/2"):
+        out = tmp_path / f"{shard.replace('/', '-')}.json"
+        ex.main([*base, "--shard", shard, "--json", str(out)])
+        reports[shard] = {r["index"]: r for r in json.loads(out.read_text())["molecules"]}
+    whole, first, second = reports["0/1"], reports["0/2"], reports["1/2"]
+    assert len(first) == 2 and len(second) == 1 and {**first, **second}.keys() == whole.keys()
+    for index, r in {**first, **second}.items():  # same velocities, same trajectory
+        assert r["max_bond_ratio"] == whole[index]["max_bond_ratio"]
+    with pytest.raises(SystemExit):
+        ex.main([*base, "--shard", "2/2"])
