@@ -38,7 +38,7 @@ class DataConfig:
     split_by: Literal["source", "frame"] = "frame"
     max_train: int = 0  # 0: every training structure
     max_val: int = 0  # 0: every validation structure
-    max_atoms_per_batch: int = 256
+    max_atoms_per_batch: int = 128
     energy_key: str = ""  # empty: the ASE calculator's energy
     forces_key: str = ""  # empty: the ASE calculator's forces
     num_workers: int = 0
@@ -46,7 +46,13 @@ class DataConfig:
 
 #: the default run's model, "demo": the ``"tiny"`` preset widened for the CPU demo run (about 2
 #: minutes on one core); named here since it is not one of the model's presets
-DEMO_PRESET, DEMO_OVERRIDES = "tiny", (("d_model", 96), ("n_layers", 3), ("num_rbf", 32))
+DEMO_PRESET, DEMO_OVERRIDES = "tiny", (  # sorted by name, as a merged section keeps them
+    ("angular_channels", 16),
+    ("d_model", 96),
+    ("n_layers", 3),
+    ("neighbour_channels", 16),
+    ("num_rbf", 32),
+)
 
 
 @dataclass(frozen=True)
