@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -237,14 +235,6 @@ def read_data(spec: str):
     return read_dataset(path)
 
 
-def write_json(path: str | Path, payload) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
-
-
 def format_table(records: list[dict]) -> str:
     lines = [
         f"{'molecule':<24} {'charge':>6} {'spin':>4} {'atoms':>5} {'max d/Rcov':>10} {'new':>4} "
@@ -343,6 +333,8 @@ def main(argv=None) -> int:
         f"{md_steps} MD steps in {seconds:.1f} s; {'PASS' if not failed else f'FAIL ({len(failed)})'}"
     )
     if args.json:
+        from transip.cli._common import write_json  # atomic: a temporary file, then a rename
+
         write_json(args.json, report)
     return 0 if not failed else 1
 
