@@ -123,6 +123,21 @@ class Irreps:
             start = out[-1].stop
         return out
 
+    def _blocks(self, R: torch.Tensor):
+        """``(mul, l, slice, D^l(R))`` for each nonempty term; improper ``R`` act through the parity.
+
+        Each degree's Wigner-D matrices ``(..., 2l+1, 2l+1)`` are computed once for all its terms.
+        """
+        det = torch.linalg.det(R).sign()[..., None, None]  # (..., 1, 1)
+        proper = R * det
+        cache: dict[int, torch.Tensor] = {}
+        for (mul, l, p), sl in zip(self._terms, self.slices(), strict=True):
+            if mul == 0:
+                continue
+            if l not in cache:
+                cache[l] = wigner_D(l, proper)  # (..., 2l+1, 2l+1)
+            yield mul, l, sl, cache[l] if p == 1 else cache[l] * det
+
     def D(self, R: torch.Tensor) -> torch.Tensor:
         """Block-diagonal representation matrices ``D(R)``.
 
@@ -137,15 +152,7 @@ class Irreps:
         out = R.new_zeros(*batch, self.dim, self.dim)
         if self.dim == 0:
             return out
-        det = torch.linalg.det(R).sign()[..., None, None]  # (..., 1, 1)
-        proper = R * det
-        cache: dict[int, torch.Tensor] = {}
-        for (mul, l, p), sl in zip(self._terms, self.slices(), strict=True):
-            if mul == 0:
-                continue
-            if l not in cache:
-                cache[l] = wigner_D(l, proper)  # (..., 2l+1, 2l+1)
-            block = cache[l] if p == 1 else cache[l] * det
+        for mul, l, sl, block in self._blocks(R):
             eye = torch.eye(mul, dtype=R.dtype, device=R.device)
             n = 2 * l + 1
             out[..., sl, sl] = torch.einsum("uv,...ij->...uivj", eye, block).reshape(*batch, mul * n, mul * n)
@@ -176,16 +183,8 @@ class Irreps:
         """
         if x.shape[-1] != self.dim:
             raise ValueError(f"x has width {x.shape[-1]} but {self} has dim {self.dim}")
-        det = torch.linalg.det(R).sign()[..., None, None]  # (..., 1, 1)
-        proper = R * det
-        cache: dict[int, torch.Tensor] = {}
         parts = []
-        for (mul, l, p), sl in zip(self._terms, self.slices(), strict=True):
-            if mul == 0:
-                continue
-            if l not in cache:
-                cache[l] = wigner_D(l, proper)  # (..., 2l+1, 2l+1)
-            block = cache[l] if p == 1 else cache[l] * det
+        for mul, l, sl, block in self._blocks(R):
             xs = x[..., sl].unflatten(-1, (mul, 2 * l + 1))  # (..., mul, 2l+1)
             parts.append(torch.einsum("...ij,...uj->...ui", block, xs).flatten(-2))
         if not parts:
