@@ -23,9 +23,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._attention import AttentionLayout
-from ._rbf import RadialBasis, cosine_cutoff, gaussian_rbf, pair_distances
-
 #: the typical neighbour count that divides ``G`` (a fixed constant, not fitted)
 N_AVG = 8.0
 
@@ -39,9 +36,8 @@ class AngularFeatures(nn.Module):
         channels: ``P``, radial-element channels whose direction moments are compared.
         d_model: output width ``D``.
 
-    Shape:
-        - positions: ``(T, 3)``; neighbour: ``(T, S)``
-        - output: ``(T, D)``
+    The pair quantities come from :meth:`~transip.model.RadialBasis.projected`, which calls
+    :meth:`gram` per bucket; ``forward`` maps the scattered ``(T, P P)`` result to ``(T, D)``.
     """
 
     def __init__(self, num_rbf: int, species_dim: int, channels: int, d_model: int):
@@ -50,25 +46,32 @@ class AngularFeatures(nn.Module):
         self.out = nn.Linear(channels * channels, d_model)
         self.channels = channels
 
-    def forward(
-        self, positions: torch.Tensor, layout: AttentionLayout, neighbour: torch.Tensor, rbf: RadialBasis
+    def gram(
+        self,
+        pos: torch.Tensor,
+        r: torch.Tensor,
+        pairs: torch.Tensor,
+        fc: torch.Tensor,
+        phi: torch.Tensor,
+        e: torch.Tensor,
     ) -> torch.Tensor:
-        s = neighbour.shape[-1]
-        w = self.mix.weight.view(self.channels, s, -1)  # (P, S, K)
-        blocks = []
-        for bucket, pos, e in zip(
-            layout.buckets, layout.gather(positions), layout.gather(neighbour), strict=True
-        ):
-            r, pairs = pair_distances(pos, bucket.mask)  # (B, N, N)
-            fc = cosine_cutoff(r, rbf.cutoff) * pairs
-            phi = gaussian_rbf(r, rbf.centres, rbf.gamma)  # (B, N, N, K)
-            q = torch.einsum("bijk,bjs,psk->bijp", phi, e, w)  # (B, N, N, P)
-            diff = pos[:, None, :, :] - pos[:, :, None, :]  # x_j - x_i, (B, N, N, 3)
-            u = diff / torch.where(pairs, r, torch.ones_like(r))[..., None]  # unit vectors, 0 off-pairs
-            v = torch.einsum("bij,bijp,bijc->bipc", fc, q, u)  # (B, N, P, 3)
-            g = torch.einsum("bipc,biqc->bipq", v, v) / N_AVG  # (B, N, P, P)
-            blocks.append(g.flatten(2))
-        return self.out(layout.scatter(blocks))  # (T, D)
+        """``vec(G_i)`` of one bucket, from the pair quantities :meth:`RadialBasis.projected` has
+        already computed there (so ``phi`` is evaluated once per bucket for all the features).
+
+        Shape:
+            - pos: ``(B, N, 3)``; r, pairs, fc: ``(B, N, N)``; phi: ``(B, N, N, K)``; e: ``(B, N, S)``
+            - output: ``(B, N, P P)``
+        """
+        w = self.mix.weight.view(self.channels, e.shape[-1], -1)  # (P, S, K)
+        q = torch.einsum("bijk,bjs,psk->bijp", phi, e, w)  # (B, N, N, P)
+        diff = pos[:, None, :, :] - pos[:, :, None, :]  # x_j - x_i, (B, N, N, 3)
+        u = diff / torch.where(pairs, r, torch.ones_like(r))[..., None]  # unit vectors, 0 off-pairs
+        v = torch.einsum("bij,bijp,bijc->bipc", fc, q, u)  # (B, N, P, 3)
+        return (torch.einsum("bipc,biqc->bipq", v, v) / N_AVG).flatten(2)  # (B, N, P P)
+
+    def forward(self, gram: torch.Tensor) -> torch.Tensor:
+        """``Linear(vec(G))``: ``(T, P P)`` to ``(T, D)``."""
+        return self.out(gram)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}"

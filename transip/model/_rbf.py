@@ -104,7 +104,8 @@ class RadialBasis(nn.Module):
         layout: AttentionLayout,
         weight: torch.Tensor,
         neighbour: torch.Tensor | None = None,
-    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        angular=None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``phi(r_ij) @ weight.T`` per bucket and the per-atom cutoff-weighted sums, as
         ``forward`` followed by a linear map, but without keeping any ``(N_b, N_b, K)`` tensor
         for the backward passes (:func:`~transip.model._rbf_features.gaussian_pair_features`).
@@ -113,12 +114,18 @@ class RadialBasis(nn.Module):
         also the neighbour-weighted sums ``A_isk = sum_{j != i} e_s(j) fc(r_ij) phi_k(r_ij)``: which
         elements sit at which distances, the two-body part of an atom's environment.
 
+        With ``angular`` too (an :class:`~transip.model._angular.AngularFeatures`), its three-body
+        Gram features, from the same pair distances, cutoff and Gaussians of each bucket.
+
         Shape:
             - positions: ``(T, 3)``; weight: ``(M, K)``; neighbour: ``(T, S)``
-            - output: ``[(B_b, N_b, N_b, M)]`` per bucket, ``(T, K)`` per-atom sums, and
-              ``(T, S, K)`` neighbour-weighted sums (``None`` without ``neighbour``)
+            - output: ``[(B_b, N_b, N_b, M)]`` per bucket, ``(T, K)`` per-atom sums,
+              ``(T, S, K)`` neighbour-weighted sums (``None`` without ``neighbour``) and
+              ``(T, P P)`` Gram features (``None`` without ``angular``)
         """
-        pair_out, atom_phi, species_phi = [], [], []
+        if angular is not None and neighbour is None:
+            raise ValueError("the angular features weight neighbours by element: pass neighbour too")
+        pair_out, atom_phi, species_phi, grams = [], [], [], []
         blocks = layout.gather(neighbour) if neighbour is not None else [None] * len(layout.buckets)
         for bucket, pos, e in zip(layout.buckets, layout.gather(positions), blocks, strict=True):
             r, pairs = pair_distances(pos, bucket.mask)  # (B_b, N_b, N_b)
@@ -126,27 +133,37 @@ class RadialBasis(nn.Module):
             y, a = gaussian_pair_features(r, weight_ij, weight, self.centres, self.gamma)
             pair_out.append(y)  # (B_b, N_b, N_b, M)
             atom_phi.append(a)  # (B_b, N_b, K)
-            if e is not None:
-                species_phi.append(self._neighbour_sums(r, weight_ij, e))  # (B_b, N_b, S, K)
+            if e is None:
+                continue
+            b, n, _ = r.shape
+            dense = b * n * n * self.centres.numel() <= DENSE_NEIGHBOUR_ELEMENTS
+            # the Gaussians of every pair, once for both features (the angular ones always need them)
+            phi = gaussian_rbf(r, self.centres, self.gamma) if dense or angular is not None else None
+            species_phi.append(self._neighbour_sums(r, weight_ij, e, phi if dense else None))
+            if angular is not None:
+                grams.append(angular.gram(pos, r, pairs, weight_ij, phi, e))  # (B_b, N_b, P P)
         species = layout.scatter(species_phi) if neighbour is not None else None
-        return pair_out, layout.scatter(atom_phi), species
+        gram = layout.scatter(grams) if angular is not None else None
+        return pair_out, layout.scatter(atom_phi), species, gram
 
-    def _neighbour_sums(self, r: torch.Tensor, weight_ij: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def _neighbour_sums(
+        self, r: torch.Tensor, weight_ij: torch.Tensor, e: torch.Tensor, phi: torch.Tensor | None
+    ) -> torch.Tensor:
         """``sum_j e_s(j) w_ij phi_k(r_ij)`` for one bucket.
 
-        Small buckets (up to :data:`DENSE_NEIGHBOUR_ELEMENTS` pair-channel elements) take the plain
-        formula, ``phi`` evaluated once; larger ones go through the memory-lean pair features with
-        the ``S`` channels in the batch dimension and an empty projection, so no ``(N, N, K)``
-        tensor is kept (at the price of evaluating ``phi`` once per channel).
+        Small buckets (up to :data:`DENSE_NEIGHBOUR_ELEMENTS` pair-channel elements), which come
+        with their Gaussians ``phi``, take the plain formula; larger ones (``phi=None``) go
+        through the memory-lean pair features with the ``S`` channels in the batch dimension and an
+        empty projection, so no ``(N, N, K)`` tensor is kept (at the price of evaluating ``phi``
+        once per channel).
 
         Shape:
-            - r, weight_ij: ``(B, N, N)``; e: ``(B, N, S)``
+            - r, weight_ij: ``(B, N, N)``; e: ``(B, N, S)``; phi: ``(B, N, N, K)`` or ``None``
             - output: ``(B, N, S, K)``
         """
         b, n, _ = r.shape
         s, k = e.shape[-1], self.centres.numel()
-        if b * n * n * k <= DENSE_NEIGHBOUR_ELEMENTS:
-            phi = gaussian_rbf(r, self.centres, self.gamma)  # (B, N, N, K)
+        if phi is not None:  # (B, N, N, K)
             return torch.einsum("bij,bjs,bijk->bisk", weight_ij, e, phi)
         c = (weight_ij[:, None] * e.permute(0, 2, 1)[:, :, None, :]).reshape(b * s, n, n)  # (B S, N, N)
         rs = r[:, None].expand(b, s, n, n).reshape(b * s, n, n)

@@ -172,12 +172,12 @@ class TransIP(nn.Module):
             # detached outputs never reach the parameters: spare the custom backward their gradient
             weight = weight if param_grads else weight.detach()
             e = None if self.neighbour_species is None else self.neighbour_species(batch.numbers)  # (T, S)
-            pair_bias, atom_phi, species_phi = self.rbf.projected(x, layout, weight, e)
+            pair_bias, atom_phi, species_phi, gram = self.rbf.projected(x, layout, weight, e, self.angular)
             h = h + self.rbf_embed(atom_phi)  # atom_phi: (T, K); pair_bias: [(B_b, N_b, N_b, L H)]
             if species_phi is not None:
                 h = h + self.neighbour_embed(species_phi.flatten(1))  # (T, S K) -> (T, D)
-            if self.angular is not None:
-                h = h + self.angular(x, layout, e, self.rbf)  # (T, D)
+            if gram is not None:
+                h = h + self.angular(gram)  # (T, P P) -> (T, D)
             biases = split_layers(pair_bias, c.n_layers)  # L lists of [(B_b, H, N_b, N_b)]
         bias = self.global_bias(batch.charge, batch.spin, check=False)[batch.batch]  # (T, D)
         blocks = self.blocks if double_backward or not self._compiled_blocks else self._compiled_blocks

@@ -71,7 +71,7 @@ def test_neighbour_sums_equal_the_dense_formula_and_are_rotation_invariant(monke
     layout = AttentionLayout.from_offsets([0, 5, 14, 17])
     e = torch.randn(17, 3, dtype=torch.float64)
     empty = torch.zeros(0, 12, dtype=torch.float64)
-    _, _, got = rbf.projected(torch.cat(positions), layout, empty, e)  # (T, S, K)
+    _, _, got, _ = rbf.projected(torch.cat(positions), layout, empty, e)  # (T, S, K)
     start = 0
     for pos in positions:
         n = pos.shape[0]
@@ -81,7 +81,7 @@ def test_neighbour_sums_equal_the_dense_formula_and_are_rotation_invariant(monke
         torch.testing.assert_close(got[start : start + n], ref, atol=1e-12, rtol=1e-12)
         start += n
     rotation = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
-    _, _, turned = rbf.projected(torch.cat(positions) @ rotation.T, layout, empty, e)
+    _, _, turned, _ = rbf.projected(torch.cat(positions) @ rotation.T, layout, empty, e)
     torch.testing.assert_close(turned, got, atol=1e-12, rtol=1e-12)
 
 
@@ -101,9 +101,14 @@ def test_angular_features_are_invariant_and_see_angles_that_distances_to_i_miss(
             [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [math.cos(theta), math.sin(theta), 0.0]], dtype=torch.float64
         )
 
-    base = ang(water(1.8), layout, e, rbf)
+    empty = torch.zeros(0, 8, dtype=torch.float64)
+
+    def features(positions):  # (T, D), through the bucket pass that computes the Gaussians once
+        return ang(rbf.projected(positions, layout, empty, e, ang)[3])
+
+    base = features(water(1.8))
     rotation = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
-    moved = ang(water(1.8) @ rotation.T + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), layout, e, rbf)
+    moved = features(water(1.8) @ rotation.T + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))
     torch.testing.assert_close(moved, base, atol=1e-12, rtol=1e-12)
-    bent = ang(water(2.2), layout, e, rbf)
+    bent = features(water(2.2))
     assert (bent[0] - base[0]).abs().max() > 1e-4
