@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from transip.cli._common import write_json  # atomic: a temporary file, then a rename
+
 ROOT = Path(__file__).resolve().parents[1]
 # ACCURACY_RECORDS / ACCURACY_WORK move the records and run directories (e.g. for a smoke run)
 RECORDS = Path(os.environ.get("ACCURACY_RECORDS", ROOT / "docs" / "transip" / "accuracy" / "records"))
@@ -106,7 +108,8 @@ def job_id(dataset: str, size: int, model: str, variant: str, budget: float, see
 
 def prepare(dataset: str, size: int, seed: int) -> dict:
     """Files of one (dataset, size, seed): the training subset, validation, tests as-is and turned."""
-    sys.path.insert(0, str(ROOT / "examples"))
+    if str(ROOT / "examples") not in sys.path:
+        sys.path.insert(0, str(ROOT / "examples"))
     import paper_experiment as pe
 
     from transip.data import read_dataset
@@ -224,13 +227,6 @@ def _csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _write_json(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def run_job(job: dict, budget: float, log) -> None:
     """One run in its own process (one thread each, so two can share the machine's two cores)."""
     jid = job_id(job["dataset"], job["size"], job["model"], job["variant"], budget, job["seed"])
@@ -295,7 +291,7 @@ def run_job(job: dict, budget: float, log) -> None:
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "elapsed_seconds": time.time() - t0,
     }
-    _write_json(record, record_path)
+    write_json(record_path, record)
     t = record["test"]
     first = next(iter(t))
     log(
@@ -486,7 +482,7 @@ def main(argv=None) -> None:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for the command a report names
     if args.command == "one":
         spec = json.loads(args.spec)
-        _write_json(run_transip(spec), Path(spec["out"]))
+        write_json(spec["out"], run_transip(spec))
     elif args.command == "run":
         for v in args.variants:
             if v not in VARIANTS and v != "defaults":
