@@ -23,6 +23,7 @@ def test_a_budgeted_run_writes_its_record_once_and_the_report_tables_it(ex, tmp_
         r = json.loads(path.read_text())
         assert r["budget_seconds"] == 1.0 and r["cpu_seconds_used"] >= 1.0 and r["steps"] >= 1
         assert set(r["test"]) == {"test", "test_rotated"} and r["val"]["n_molecules"] == 8
+        assert r["train"]["n_molecules"] == 10  # the training subset, filed apart from the tests
         for metrics in (r["val"], *r["test"].values()):
             assert metrics["force_rmse"] >= metrics["force_mae"] > 0
             assert metrics["energy_rmse"] >= metrics["energy_mae"] > 0
