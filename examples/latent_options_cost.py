@@ -35,6 +35,8 @@ VARIANTS = {
     "tau: hyperlinear, tau_rank: 0": ["--equivariance.tau=hyperlinear", "--equivariance.tau_rank=0"],
     "augment_task: true": ["--equivariance.augment_task=true"],
     "consistency_weight: 5": ["--equivariance.consistency_weight=5"],
+    "latent_fraction: 0.5": ["--equivariance.latent_fraction=0.5"],
+    "latent_fraction: 0.25": ["--equivariance.latent_fraction=0.25"],
     "mode: transaug": ["--equivariance.mode=transaug"],
 }
 

@@ -102,6 +102,29 @@ class Batch:
             out[f.name] = v
         return replace(self, **out)
 
+    def head(self, m: int) -> Batch:
+        """The first ``m`` molecules as a batch (``self`` when ``m`` covers them all).
+
+        Cuts at ``ptr[m]`` (from the host summary when there is one); the result has no host
+        summary, since the element, charge and spin ranges of the part are not known on the host.
+        """
+        if not 1 <= m:
+            raise ValueError(f"Batch.head needs at least one molecule, got m={m}")
+        if m >= self.num_molecules:
+            return self
+        t = self.host.offsets[m] if self.host is not None else int(self.ptr[m])
+        return Batch(
+            positions=self.positions[:t],
+            numbers=self.numbers[:t],
+            ptr=self.ptr[: m + 1],
+            batch=self.batch[:t],
+            charge=self.charge[:m],
+            spin=self.spin[:m],
+            energy=None if self.energy is None else self.energy[:m],
+            forces=None if self.forces is None else self.forces[:t],
+            sources=self.sources[:m],
+        )
+
     def pin_memory(self) -> Batch:
         """Copy tensors to pinned host memory (``DataLoader(pin_memory=True)`` calls this)."""
         out = {}

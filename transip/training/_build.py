@@ -165,6 +165,13 @@ def check_equivariance(config: TrainingConfig) -> None:
             f"equivariance.augment_task needs equivariance.mode=transip (got {eq.mode}; "
             "mode=transaug already trains on rotated copies)"
         )
+    if not 0.0 < eq.latent_fraction <= 1.0:
+        raise ConfigError(f"equivariance.latent_fraction must be in (0, 1], got {eq.latent_fraction}")
+    if eq.latent_fraction < 1.0 and (eq.mode != "transip" or eq.augment_task):
+        raise ConfigError(
+            "equivariance.latent_fraction < 1 needs equivariance.mode=transip without augment_task "
+            f"(got mode={eq.mode}, augment_task={eq.augment_task})"
+        )
     if eq.consistency_weight < 0:
         raise ConfigError("equivariance.consistency_weight must be 0 (off) or positive")
     if eq.consistency_weight > 0:
@@ -242,6 +249,7 @@ def build_objective(
         tau=build_tau(eq, model.config.d_model),
         augment=eq.mode == "transaug" or (eq.mode == "transip" and eq.augment_task),
         latent_pass=eq.latent_pass,
+        latent_fraction=eq.latent_fraction,
     )
 
 

@@ -120,6 +120,7 @@ class EquivarianceConfig:
     latent_pass: Literal["separate", "joint"] = "separate"  # joint: rotated copy in the same pass
     augment_task: bool = False  # transip: energy and force terms on the rotated copy R x
     consistency_weight: float = 0.0  # transip: lambda_cons of readout(tau(R, f(x))) vs E; 0: off
+    latent_fraction: float = 1.0  # transip: the latent term on this part of each batch's molecules
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class TrainConfig:
     threads: int = 1  # CPU intra-op threads during the run; 0: torch's default (all cores)
     val_every: int = 250
     checkpoint_every: int = 250
+    checkpoint_minutes: float = 5.0  # >0: also write last.pt after this many wall-clock minutes
     log_every: int = 10
 
 

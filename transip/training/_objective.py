@@ -18,6 +18,8 @@ forces runs on the copy) while the latent term still compares ``tau(R, f(x))`` w
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -60,6 +62,7 @@ def compute_objective(
     tau: nn.Module | None = None,
     augment: bool = False,
     latent_pass: Literal["separate", "joint"] = "separate",
+    latent_fraction: float = 1.0,
     create_graph: bool = True,
 ) -> LossTerms:
     """One evaluation of the training objective on a batch.
@@ -78,6 +81,10 @@ def compute_objective(
             (one batch of ``2B`` molecules, forces from the originals' energies only). Same loss
             and gradients up to rounding; which is faster depends on the batch size
             (``docs/performance.md``).
+        latent_fraction: embed the rotated copies of only the first ``ceil(f B)`` molecules (at
+            least one) and measure the latent term on those; the rotated pass then costs about
+            ``f`` of a full one. Batches are shuffled, so the part is a random subset. ``1``: all.
+            Not with ``augment`` (the task terms then need the whole rotated batch).
         create_graph: keep the force graph for backpropagation (training); ``False`` for validation.
 
     Returns:
@@ -94,9 +101,15 @@ def compute_objective(
         )
     if latent_pass not in ("separate", "joint"):
         raise ValueError(f"unknown latent_pass {latent_pass!r}; expected 'separate' or 'joint'")
+    if not 0.0 < latent_fraction <= 1.0:
+        raise ValueError(f"latent_fraction must be in (0, 1], got {latent_fraction}")
+    if augment and latent_fraction < 1.0:
+        raise ValueError("latent_fraction < 1 does not combine with augment: the task needs every rotated molecule")
     want_forces = batch.forces is not None and FORCES in needs
     if ROTATED in needs:
-        rotated = rotate_batch(batch, rotations)
+        m = max(1, math.ceil(latent_fraction * batch.num_molecules))
+        part = batch.head(m)  # the whole batch when m == B
+        rotated = rotate_batch(part, rotations[:m])
         # TransIP: the task on x and R x embedded; with augment, the task on R x and x embedded
         task, other = (rotated, batch) if augment else (batch, rotated)
         if latent_pass == "joint":
@@ -105,6 +118,7 @@ def compute_objective(
             out = model(task, compute_forces=want_forces, training=create_graph)
             other_node, other_graph = model.embed(other)
         inputs = ObjectiveInputs(model, task, out, rotations, tau)
+        inputs.latent_batch = part if part is not batch else None
         if augment:
             inputs.original_node, inputs.original_graph = other_node, other_graph
             inputs.rotated_node, inputs.rotated_graph = out.node_embedding, out.graph_embedding
@@ -168,6 +182,7 @@ class TransIPObjective(nn.Module):
         tau: tau-network (TransIP mode) or ``None``; a term must read it.
         augment: TransAug mode; with ``tau``, TransIP with the task on the rotated copy.
         latent_pass: ``"separate"`` or ``"joint"`` (:func:`compute_objective`).
+        latent_fraction: the part of each batch with a rotated copy (:func:`compute_objective`).
     """
 
     def __init__(
@@ -177,6 +192,7 @@ class TransIPObjective(nn.Module):
         tau: nn.Module | None = None,
         augment: bool = False,
         latent_pass: Literal["separate", "joint"] = "separate",
+        latent_fraction: float = 1.0,
     ) -> None:
         super().__init__()
         names = [t.name for t in terms]
@@ -190,6 +206,7 @@ class TransIPObjective(nn.Module):
         self.terms = tuple(terms)
         self.augment = augment
         self.latent_pass = latent_pass
+        self.latent_fraction = latent_fraction
 
     def forward(
         self, batch: Batch, rotations: torch.Tensor | None = None, create_graph: bool = True
@@ -202,6 +219,7 @@ class TransIPObjective(nn.Module):
             tau=self.tau,
             augment=self.augment,
             latent_pass=self.latent_pass,
+            latent_fraction=self.latent_fraction,
             create_graph=create_graph,
         )
 
@@ -223,4 +241,5 @@ class TransIPObjective(nn.Module):
         if self.tau is not None:
             mode = "transip+augment" if self.augment else "transip"
         terms = ", ".join(f"{t.name}={t.weight:g}" for t in self.terms)
-        return f"mode={mode}, terms=({terms}), latent_pass={self.latent_pass}"
+        part = f", latent_fraction={self.latent_fraction:g}" if self.latent_fraction < 1 else ""
+        return f"mode={mode}, terms=({terms}), latent_pass={self.latent_pass}{part}"

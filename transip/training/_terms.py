@@ -60,6 +60,8 @@ class ObjectiveInputs:
         original_node, original_graph: the embeddings ``f(x)`` of the unrotated molecules when
             ``output`` is not theirs (the task on the rotated copy), else ``None``: ``f(x)`` is then
             ``output``'s (:meth:`source`).
+        latent_batch: the molecules whose rotated copy was embedded, the first ``m`` of ``batch``
+            (``equivariance.latent_fraction``); ``None``: all of them.
     """
 
     model: nn.Module
@@ -71,6 +73,7 @@ class ObjectiveInputs:
     rotated_graph: torch.Tensor | None = None
     original_node: torch.Tensor | None = None
     original_graph: torch.Tensor | None = None
+    latent_batch: Batch | None = None
 
     def source(self, target: Literal["node", "graph"]) -> torch.Tensor:
         """``f(x)``, the embeddings tau acts on: ``(T, D)`` for ``"node"``, ``(B, D)`` for ``"graph"``."""
@@ -234,16 +237,20 @@ class LatentTerm:
     task: bool = False
 
     def __call__(self, inputs: ObjectiveInputs) -> torch.Tensor | None:
-        x, tau, rotations = inputs, inputs.tau, inputs.rotations
+        x, tau = inputs, inputs.tau
+        # the molecules with an embedded rotated copy: the first m of the batch (or all)
+        b = x.batch if x.latent_batch is None else x.latent_batch
+        m, t = b.num_molecules, b.positions.shape[0]
+        rotations = x.rotations[:m]
         if self.target == "graph":
-            g = rotations.to(x.rotated_graph.dtype)  # (B, 3, 3)
-            return self.loss(tau, x.source("graph"), x.rotated_graph, g)
+            g = rotations.to(x.rotated_graph.dtype)  # (m, 3, 3)
+            return self.loss(tau, x.source("graph")[:m], x.rotated_graph, g)
         if self.padded:
-            z, mask = pad_tokens(x.source("node"), x.batch)
-            z_rot, _ = pad_tokens(x.rotated_node, x.batch)
+            z, mask = pad_tokens(x.source("node")[:t], b)
+            z_rot, _ = pad_tokens(x.rotated_node, b)
             return self.loss(tau, z, z_rot, rotations.to(z.dtype), mask=mask)
-        g = rotations.to(x.rotated_node.dtype)[x.batch.batch]  # (T, 3, 3)
-        return self.loss(tau, x.source("node"), x.rotated_node, g)
+        g = rotations.to(x.rotated_node.dtype)[b.batch]  # (t, 3, 3)
+        return self.loss(tau, x.source("node")[:t], x.rotated_node, g)
 
     def size(self, batch: Batch) -> int:
         return batch.num_molecules if self.target == "graph" or self.padded else batch.positions.shape[0]

@@ -163,6 +163,39 @@ def test_augment_task_joint_pass_gives_the_separate_terms_and_gradients(batch, t
         torch.testing.assert_close(x, y, rtol=1e-3, atol=1e-5)
 
 
+# -- the latent term on part of the batch ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["node", "graph"])
+@pytest.mark.parametrize("latent_pass", ["separate", "joint"])
+def test_latent_fraction_measures_the_latent_term_on_the_first_molecules_only(batch, target, latent_pass):
+    model, tau, R = _model(), _tau(), _rotations(batch.num_molecules, seed=4)
+    terms = [*TASK, LatentTerm(5.0, latent_equivariance_loss, target)]
+    whole = compute_objective(model, batch, R, terms=terms, tau=tau, latent_pass=latent_pass)
+    part = compute_objective(model, batch, R, terms=terms, tau=tau, latent_pass=latent_pass, latent_fraction=0.5)
+    m = 3  # ceil(0.5 * 5)
+    alone = compute_objective(model, batch.head(m), R[:m], terms=terms, tau=tau, latent_pass=latent_pass)
+    torch.testing.assert_close(part["equivariance"], alone["equivariance"], rtol=1e-4, atol=1e-7)
+    assert not torch.allclose(part["equivariance"], whole["equivariance"])
+    for name in ("energy", "force"):  # the task terms still see the whole batch
+        torch.testing.assert_close(part[name], whole[name], rtol=1e-5, atol=1e-7)
+    tiny = compute_objective(model, batch, R, terms=terms, tau=tau, latent_fraction=1e-6)
+    one = compute_objective(model, batch.head(1), R[:1], terms=terms, tau=tau)
+    torch.testing.assert_close(tiny["equivariance"], one["equivariance"], rtol=1e-4, atol=1e-7)
+
+
+def test_batch_head_is_the_batch_of_the_first_molecules(batch):
+    molecules = batch.to_molecules()
+    for m in (1, 3):
+        got, want = batch.head(m), Batch.from_molecules(molecules[:m])
+        for name in ("positions", "numbers", "ptr", "batch", "charge", "spin", "energy", "forces"):
+            torch.testing.assert_close(getattr(got, name), getattr(want, name))
+        assert got.host is None and got.num_molecules == m
+    assert batch.head(batch.num_molecules) is batch
+    with pytest.raises(ValueError, match="at least one molecule"):
+        batch.head(0)
+
+
 # -- the consistency term --------------------------------------------------------------------------
 
 
@@ -229,6 +262,10 @@ def test_consistency_shares_the_energy_terms_form_and_unit():
         (["--equivariance.mode=none", "--equivariance.consistency_weight=1"], "needs equivariance.mode"),
         (["--equivariance.target=graph", "--equivariance.consistency_weight=1"], "pooling=mean"),
         (["--equivariance.consistency_weight=-1"], "0 \\(off\\) or positive"),
+        (["--equivariance.latent_fraction=0"], "must be in \\(0, 1\\]"),
+        (["--equivariance.latent_fraction=1.5"], "must be in \\(0, 1\\]"),
+        (["--equivariance.mode=transaug", "--equivariance.latent_fraction=0.5"], "latent_fraction < 1 needs"),
+        (["--equivariance.augment_task=true", "--equivariance.latent_fraction=0.5"], "without augment_task"),
     ],
 )
 def test_objective_combinations_that_make_no_sense_are_config_errors(overrides, match):
@@ -247,6 +284,7 @@ OPTIONS = {
     "lowrank": ["--equivariance.tau=hyperlinear", "--equivariance.tau_rank=4"],
     "augment_task": ["--equivariance.augment_task=true"],
     "consistency": ["--equivariance.consistency_weight=5"],
+    "latent_fraction": ["--equivariance.latent_fraction=0.5"],
 }
 
 
