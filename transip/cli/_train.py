@@ -61,6 +61,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("config", nargs="?", help="YAML config (default: the packaged default.yaml)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
+    p.add_argument(
+        "--overwrite", action="store_true", help="start afresh in a RUN_DIR that holds a run (deletes it)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or info messages")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(run=run, accepts_overrides=True)
@@ -68,6 +71,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     run_dir = None
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues a run and --overwrite replaces it: pass one of them")
     if args.resume:
         run_dir = Path(args.resume)
         if run_dir.name == "last.pt":
@@ -95,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
             group = distributed_process_group(env, config.train.device)
     with group:
         quiet = args.quiet or (env is not None and env.rank != 0)
-        result = train(config, run_dir=run_dir, resume=bool(args.resume), quiet=quiet)
+        resume = bool(args.resume)
+        result = train(config, run_dir=run_dir, resume=resume, overwrite=args.overwrite, quiet=quiet)
     if result.interrupted:  # the trainer has said how to resume
         return 130
     if result.final is not None:  # rank 0 of a multi-process run, or a single process

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from transip.evaluation import NamedSums
 
 from ._build import DTYPES, RunParts, build_run
 from ._checkpointing import load_training_state
-from ._config import TrainingConfig, save_config
+from ._config import ConfigError, TrainingConfig, save_config
 from ._distributed import Replicas, rank_seed
 from ._logging import RunLogger
 from ._objective import TransIPObjective
@@ -38,6 +39,37 @@ def default_run_dir(config: TrainingConfig) -> Path:
     while path.exists():
         path, k = base.with_name(f"{base.name}-{k}"), k + 1
     return path
+
+
+#: files whose presence makes a directory a run (a fresh start would replace or extend them)
+RUN_FILES = ("last.pt", "best.pt", "metrics.json", "train.csv", "val.csv")
+
+
+def existing_run(run_dir: Path) -> list[str]:
+    """The :data:`RUN_FILES` that ``run_dir`` holds (empty: no run there)."""
+    return [name for name in RUN_FILES if (run_dir / name).exists()]
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete what a run writes into ``run_dir`` (``train(..., overwrite=True)``), nothing else."""
+    for name in (*RUN_FILES, "config.yaml", "learning_curves.png"):
+        (run_dir / name).unlink(missing_ok=True)
+    for figure in run_dir.glob("parity_*.png"):
+        figure.unlink()
+    shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+
+
+def _check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> str | None:
+    """Why a run cannot start in ``run_dir`` (``None``: it can)."""
+    if resume:
+        return None if (run_dir / "last.pt").is_file() else f"cannot resume: no last.pt in {run_dir}"
+    found = existing_run(run_dir)
+    if found and not overwrite:
+        return (
+            f"{run_dir} already holds a run ({', '.join(found)}): continue it with "
+            f"`transip train --resume {run_dir}`, or pass --overwrite to replace it"
+        )
+    return None
 
 
 class _SkipFirst:
@@ -96,6 +128,7 @@ class Run:
     start: float
     start_elapsed: float
     cpu_mark: float = 0.0
+    saved_at: float = 0.0  # the trainer's clock when last.pt was last written
 
     @property
     def objective(self) -> TransIPObjective:
@@ -110,24 +143,39 @@ class Run:
 
 
 def setup(
-    config: TrainingConfig, replicas: Replicas, *, run_dir: str | Path | None, resume: bool, quiet: bool
+    config: TrainingConfig,
+    replicas: Replicas,
+    *,
+    run_dir: str | Path | None,
+    resume: bool,
+    quiet: bool,
+    overwrite: bool = False,
 ) -> Run:
-    """Choose the run directory, build the parts, seed the streams, restore ``last.pt`` if resuming."""
+    """Choose the run directory, build the parts, seed the streams, restore ``last.pt`` if resuming.
+
+    The directory is created (or, with ``overwrite``, cleared) only once the data is read and the
+    parts are built, so a start that fails leaves nothing behind.
+    """
     device, dtype = _device(config, replicas), DTYPES[config.train.dtype]
     rank, world_size, writer = replicas.rank, replicas.world_size, replicas.is_writer
     if run_dir is None and writer:
         run_dir = default_run_dir(config)
     run_dir = Path(replicas.broadcast(None if run_dir is None else str(run_dir)))  # rank 0's choice
-    if resume and not (run_dir / "last.pt").is_file():
-        raise FileNotFoundError(f"cannot resume: no last.pt in {run_dir}")
+    problem = replicas.broadcast(
+        _check_run_dir(run_dir, resume=resume, overwrite=overwrite) if writer else None
+    )
+    if problem is not None:  # every rank raises, none waits for the others
+        raise (FileNotFoundError if resume else ConfigError)(problem)
     config = dataclasses.replace(config, model=config.model.spelled_out())
-    if writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
     seed_everything(config.train.seed)  # the same initial weights on every rank
     parts = build_run(
         config, device=device, dtype=dtype, rank=rank, world_size=world_size, share=replicas.broadcast
     )
+    if writer:
+        if overwrite and not resume:
+            clear_run(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
     if rank > 0:  # dropout differs between ranks; rank 0 keeps the single-process streams
         seed_everything(rank_seed(config.train.seed, rank))
     rotations = torch.Generator().manual_seed(rank_seed(config.train.seed + 1, rank))

@@ -34,6 +34,9 @@ from ._step import train_step, validation_metrics, validation_sums
 
 log = logging.getLogger("transip.training")
 
+#: the wall clock of ``train.checkpoint_minutes`` (a module attribute so that tests can replace it)
+clock = time.monotonic
+
 
 @dataclass
 class TrainResult:
@@ -68,6 +71,9 @@ def check_config(config: TrainingConfig) -> None:
         raise ConfigError("train.budget_seconds must be 0 (no time budget) or positive")
     if config.train.threads < 0:
         raise ConfigError("train.threads must be 0 (torch's default) or positive")
+    if config.train.checkpoint_minutes < 0:
+        raise ConfigError("train.checkpoint_minutes must be 0 (steps only) or positive")
+    check_device(config.train.device)
     if not 0.0 < config.data.val_fraction < 1.0 and not config.data.val:
         raise ConfigError("data.val_fraction must lie in (0, 1) when no data.val file is given")
     if config.equivariance.loss == "contrastive" and config.equivariance.mode != "transip":
@@ -75,11 +81,27 @@ def check_config(config: TrainingConfig) -> None:
     check_equivariance(config)
 
 
+def check_device(name: str) -> None:
+    """``train.device`` names a device this torch can use (a CPU-only build has no ``cuda``)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device={name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if device.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise ConfigError(f"train.device={name}: {why}; use --train.device=cpu")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+
+
 def train(
     config: TrainingConfig,
     *,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     quiet: bool = False,
     stop_at: int | None = None,
     on_step: Callable[[int], None] | None = None,
@@ -92,6 +114,8 @@ def train(
         config: the resolved configuration.
         run_dir: where to write (default :func:`default_run_dir`); must hold ``last.pt`` to resume.
         resume: continue from ``run_dir/last.pt`` (same result as an uninterrupted run on CPU).
+        overwrite: start afresh in a ``run_dir`` that holds a run, deleting its checkpoints, logs
+            and metrics; without it such a directory is refused (:class:`ConfigError`).
         quiet: no progress bar.
         stop_at: stop after this many steps as if interrupted (``last.pt`` written), for tests and
             time-sliced jobs.
@@ -113,7 +137,14 @@ def train(
         torch.set_num_threads(config.train.threads)
     try:
         return _train(
-            config, replicas, run_dir=run_dir, resume=resume, quiet=quiet, stop_at=stop_at, on_step=on_step
+            config,
+            replicas,
+            run_dir=run_dir,
+            resume=resume,
+            overwrite=overwrite,
+            quiet=quiet,
+            stop_at=stop_at,
+            on_step=on_step,
         )
     finally:
         torch.set_num_threads(threads)
@@ -125,12 +156,16 @@ def _train(
     *,
     run_dir: str | Path | None,
     resume: bool,
+    overwrite: bool,
     quiet: bool,
     stop_at: int | None,
     on_step: Callable[[int], None] | None,
 ) -> TrainResult:
-    run = setup(config, replicas, run_dir=run_dir, resume=resume, quiet=quiet)
+    run = setup(config, replicas, run_dir=run_dir, resume=resume, quiet=quiet, overwrite=overwrite)
     total, interrupted = config.train.steps, False
+    run.saved_at = clock()
+    if not resume:  # a hard kill from here on leaves a run to resume
+        checkpoint(run, "last.pt")
     with ReplicaStopRequest() if replicas.distributed else StopRequest() as stop:
         for batch in batches(run):
             step(run, batch)
@@ -140,7 +175,7 @@ def _train(
             # all ranks stop after the same step, whichever got the signal
             stopping = replicas.any(stop.requested or (stop_at is not None and run.state.step >= stop_at))
             metrics = validate(run) if run.due(config.train.val_every) or last else None
-            if run.due(config.train.checkpoint_every) or last or stopping:
+            if run.due(config.train.checkpoint_every) or last or stopping or checkpoint_time(run):
                 checkpoint(run, "last.pt", metrics)
             if last or stopping:
                 interrupted = stopping and not last
@@ -205,6 +240,14 @@ def step(run: Run, batch: Batch) -> None:
             raise FloatingPointError(f"training loss is {values['loss']} at step {state.step}")
 
 
+def checkpoint_time(run: Run) -> bool:
+    """Whether ``train.checkpoint_minutes`` have passed since ``last.pt`` was written (all ranks agree)."""
+    minutes = run.config.train.checkpoint_minutes
+    if minutes <= 0:
+        return False
+    return run.replicas.any(clock() - run.saved_at >= 60.0 * minutes)
+
+
 def budget_spent(run: Run) -> bool:
     """Whether the CPU budget is used up; with several processes all ranks must agree (clocks differ)."""
     clock = run.parts.clock
@@ -252,6 +295,8 @@ def validate(run: Run) -> dict:
 def checkpoint(run: Run, name: str, metrics: dict | None = None) -> None:
     """Write ``run_dir/name`` (rank 0); collective with several processes: all ranks call it."""
     state, replicas, parts = run.state, run.replicas, run.parts
+    if name == "last.pt":
+        run.saved_at = clock()
     state.running = run.running.to_dict()
     ranks = replicas.gather(rank_state(run.rotations, state.running)) if replicas.distributed else None
     if replicas.is_writer:
