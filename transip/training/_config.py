@@ -151,7 +151,6 @@ class TrainConfig:
     val_every: int = 250
     checkpoint_every: int = 250
     checkpoint_minutes: float = 5.0  # >0: also write last.pt after this many wall-clock minutes
-    checkpoint_minutes: float = 5.0  # >0: also write last.pt after this many wall-clock minutes
     log_every: int = 10
 
 
