@@ -69,6 +69,37 @@ def open_checkpoint(args: argparse.Namespace) -> Trained:
     return Trained(model.to(dtype), None if tau is None else tau.to(dtype), config, device, dtype)
 
 
+def add_overwrite_option(p: argparse.ArgumentParser) -> None:
+    """``--overwrite``: the one flag, on every command that writes a file, that lets it replace one."""
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a file ``torch.save`` wrote (a zip archive holding ``data.pkl``)."""
+    import zipfile
+
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_output(path: str | Path, args: argparse.Namespace, what: str = "output") -> Path:
+    """Refuse to write ``path`` over an existing file without ``--overwrite``, and over a checkpoint
+    ever (a checkpoint is replaced only by the trainer, never by another command's output)."""
+    p = Path(path)
+    if is_checkpoint(p):
+        raise UsageError(f"{p} is a checkpoint: refusing to write the {what} over it (choose another path)")
+    if p.is_dir():
+        raise UsageError(f"{p} is a directory: the {what} must be a file")
+    if p.exists() and not getattr(args, "overwrite", False):
+        raise UsageError(f"{p} exists (pass --overwrite to replace it)")
+    return p
+
+
 def check_file(path: str, what: str) -> Path:
     p = Path(path)
     if not p.exists():

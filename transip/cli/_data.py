@@ -10,7 +10,7 @@ import numpy as np
 
 from transip.data import ElementReferences, dataset_summary, write_aselmdb
 
-from ._common import UsageError, add_data_options, read, write_json
+from ._common import UsageError, add_data_options, add_overwrite_option, check_output, read, write_json
 
 #: The data file of a converted directory (fairchem reads every ``*.aselmdb`` of a directory).
 CONVERTED_FILE = "data.aselmdb"
@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
     )
     refs.add_argument("path", help="labelled structure file")
     refs.add_argument("-o", "--output", help="write the references as JSON")
+    add_overwrite_option(refs)
     add_data_options(refs)
     refs.set_defaults(run=run_fit_references)
 
@@ -45,7 +46,7 @@ def add_parser(sub) -> None:
         "output",
         help=f"a directory (gets {CONVERTED_FILE} and metadata.npz, the atom counts) or one .aselmdb file",
     )
-    convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_overwrite_option(convert)
     add_data_options(convert)
     convert.set_defaults(run=run_convert)
 
@@ -60,6 +61,8 @@ def run_inspect(args: argparse.Namespace) -> int:
 def run_fit_references(args: argparse.Namespace) -> int:
     from ase.data import chemical_symbols
 
+    if args.output:
+        check_output(args.output, args, "references")
     refs, report = ElementReferences.fit(read(args.path, args))
     energies = refs.energies
     print(
@@ -77,22 +80,23 @@ def run_fit_references(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    dataset = read(args.input, args)
     out = Path(args.output)
     if out.suffix == ".aselmdb":
+        check_output(out, args, "converted data")
+        dataset = read(args.input, args)
         write_aselmdb(out, dataset, overwrite=args.overwrite)
         print(f"converted {len(dataset)} structures -> {out}")
         return 0
     if not out.is_dir() and (out.exists() or out.suffix):  # a new directory's name has no suffix
         raise UsageError(f"{out}: the output must be a directory or a *.aselmdb file")
     data = out / CONVERTED_FILE
+    check_output(data, args, "converted data")
     others = sorted(p.name for p in out.glob("*.aselmdb") if p.name != CONVERTED_FILE) if out.is_dir() else []
     if others:
         raise UsageError(
             f"{out} already holds other .aselmdb files ({', '.join(others)}): they would be read too"
         )
-    if data.exists() and not args.overwrite:
-        raise UsageError(f"{data} exists (pass --overwrite to replace it)")
+    dataset = read(args.input, args)
     out.mkdir(parents=True, exist_ok=True)
     # A stale metadata.npz must not outlive the file it describes, even if writing fails halfway.
     (out / "metadata.npz").unlink(missing_ok=True)

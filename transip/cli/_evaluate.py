@@ -6,7 +6,15 @@ import argparse
 
 from transip.evaluation import evaluate, format_table
 
-from ._common import add_data_options, add_device_options, open_checkpoint, read, write_json
+from ._common import (
+    add_data_options,
+    add_device_options,
+    add_overwrite_option,
+    check_output,
+    open_checkpoint,
+    read,
+    write_json,
+)
 
 
 def add_parser(sub) -> None:
@@ -27,12 +35,15 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--no-forces", action="store_true", help="energies only (faster)")
     p.add_argument("--json", metavar="PATH", help="also write all metrics as JSON")
+    add_overwrite_option(p)
     add_data_options(p)
     add_device_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output(args.json, args, "JSON report")
     trained = open_checkpoint(args)
     rows, payload = {}, {}
     for spec in args.data:

@@ -6,7 +6,14 @@ import argparse
 
 from transip.evaluation import write_predictions
 
-from ._common import add_data_options, add_device_options, open_checkpoint, read
+from ._common import (
+    add_data_options,
+    add_device_options,
+    add_overwrite_option,
+    check_output,
+    open_checkpoint,
+    read,
+)
 
 
 def add_parser(sub) -> None:
@@ -21,12 +28,14 @@ def add_parser(sub) -> None:
     p.add_argument("input", help="structures (extxyz or any ASE format, .db, .aselmdb, bundled:<name>)")
     p.add_argument("-o", "--output", required=True, help="the extxyz file to write")
     p.add_argument("--no-forces", action="store_true", help="energies only")
+    add_overwrite_option(p)
     add_data_options(p)
     add_device_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.output, args, "predictions")
     trained = open_checkpoint(args)
     dataset = read(args.input, args)
     path = write_predictions(

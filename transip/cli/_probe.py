@@ -6,7 +6,16 @@ import argparse
 
 from transip.evaluation import equivariance_report, format_equivariance
 
-from ._common import add_data_options, add_device_options, open_checkpoint, read, write_json
+from ._common import (
+    UsageError,
+    add_data_options,
+    add_device_options,
+    add_overwrite_option,
+    check_output,
+    open_checkpoint,
+    read,
+    write_json,
+)
 
 
 def add_parser(sub) -> None:
@@ -30,12 +39,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--no-forces", action="store_true", help="skip the forces (faster)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    add_overwrite_option(p)
     add_data_options(p)
     add_device_options(p, default_dtype="float64")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.n_rotations < 1:
+        raise UsageError(f"--n-rotations must be at least 1 (got {args.n_rotations})")
+    if args.json:
+        check_output(args.json, args, "JSON report")
     trained = open_checkpoint(args)
     config = trained.config
     target = args.target or (config.equivariance.target if config is not None else "node")
