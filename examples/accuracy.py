@@ -97,6 +97,9 @@ VARIANTS: dict[str, list[str]] = {
     "def+rbf16": [*DEFAULTS, "--model.num_rbf=16"],
     "def+fw50": [*DEFAULTS, "--loss.force_weight=50"],
     "def+d64": [*DEFAULTS, "--model.d_model=64"],
+    "def": DEFAULTS,  # the same runs as "nb16+b128+ang16", made again beside the variants above
+    "def+rbf16+fw50": [*DEFAULTS, "--model.num_rbf=16", "--loss.force_weight=50"],
+    "def+lf0.25": [*DEFAULTS, "--equivariance.latent_fraction=0.25"],
 }
 #: MACE variants: name -> accuracy_mace.py options
 MACE_VARIANTS: dict[str, list[str]] = {
