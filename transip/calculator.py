@@ -4,18 +4,23 @@ Charge and spin multiplicity come from ``atoms.info["charge"]`` and ``atoms.info
 OMol25 convention; defaults 0 and 1), read and checked as the data readers do
 (:func:`transip.data.molecule_from_atoms`, :func:`transip.data.validate_molecule`): a charge of
 ``1.5`` is an error, not a charge of 1. Changing either invalidates the cached results.
+
+Every structure is checked against the model first (:class:`transip.applicability.InputCheck`):
+non-finite positions, two atoms at one place, more atoms than the model's context, a charge or
+spin outside the model's ranges raise :class:`~transip.data.DataError`; elements the model was
+not trained on, a spin multiplicity whose parity contradicts the electron count and atoms closer
+than 0.1 Å give a warning (once per calculator and kind).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
-from ase.data import chemical_symbols
 
+from .applicability import InputCheck
 from .checkpoint import load_model
 from .data import Batch, molecule_from_atoms, validate_molecule
 from .model import TransIP
@@ -65,11 +70,7 @@ class TransIPCalculator(Calculator):
         self.device = torch.device(device)
         self.dtype = dtype
         self._state: tuple[int, int] | None = None
-        # elements without a fitted reference (absent from the training data), warned about once each;
-        # a model without any references (e.g. untrained) has nothing to compare against
-        refs = self.model.element_energies.detach().cpu().numpy()
-        self._unfitted = set(np.flatnonzero(refs == 0).tolist()) if refs.any() else set()
-        self._warned_elements: set[int] = set()
+        self._check = InputCheck(self.model, who="TransIPCalculator")
 
     def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
         changes = super().check_state(atoms, tol)
@@ -82,10 +83,10 @@ class TransIPCalculator(Calculator):
         self._state = _raw_charge_spin(self.atoms)
         where = "TransIPCalculator"
         molecule = molecule_from_atoms(self.atoms, where=where)  # DataError: a charge of 1.5
-        # no distance check: a close contact during MD is the model's to answer, not an input error
-        c = self.model.config
-        validate_molecule(molecule, where=where, max_atoms=c.max_atoms, max_z=c.max_z, min_distance=None)
-        self._warn_unfitted(self.atoms.numbers)
+        # no distance error: a close contact during MD is the model's to answer (InputCheck warns);
+        # two atoms at one place are an error there
+        validate_molecule(molecule, where=where, max_z=self.model.config.max_z, min_distance=None)
+        self._check(molecule, where=where)
         batch = Batch.from_molecules([molecule], dtype=self.dtype).to(self.device)
         out = self.model(batch, compute_forces=True)  # always: MD asks for both, one pass is cheaper
         energy = float(out.energy[0])
@@ -94,24 +95,6 @@ class TransIPCalculator(Calculator):
             "free_energy": energy,
             "forces": out.forces.detach().cpu().numpy().astype(np.float64),
         }
-
-    def _warn_unfitted(self, numbers) -> None:
-        """Warn (once per element) about elements without a fitted reference energy.
-
-        A model with element references has a non-zero reference for every element it was trained
-        on; an element with none was absent from its training data, so energies are far off.
-        """
-        if not self._unfitted:
-            return
-        missing = sorted((set(np.unique(numbers).tolist()) & self._unfitted) - self._warned_elements)
-        if missing:
-            self._warned_elements.update(missing)
-            warnings.warn(
-                f"TransIPCalculator: the model has no reference energy for "
-                f"{', '.join(chemical_symbols[z] for z in missing)}: it was not trained on these "
-                "elements, so energies of this structure are unreliable",
-                stacklevel=2,
-            )
 
 
 def _raw_charge_spin(atoms) -> tuple:

@@ -27,10 +27,14 @@ import torch
 from . import __version__
 from .model import TransIP, TransIPConfig
 
-__all__ = ["FORMAT_VERSION", "load_checkpoint", "load_model", "save_checkpoint"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "load_checkpoint", "load_model", "save_checkpoint"]
 
 FORMAT_VERSION = 1
 _FORMAT = "transip-checkpoint"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable TransIP checkpoint (empty, truncated, corrupt, another format)."""
 
 
 def save_checkpoint(path: str | os.PathLike, model: TransIP, **extra) -> Path:
@@ -82,14 +86,25 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, weights_only
             files you trust whose ``extra`` holds custom classes).
 
     Raises:
-        ValueError: not a TransIP checkpoint, or written by a newer format version.
+        CheckpointError: an empty, truncated or corrupt file, not a TransIP checkpoint, or written by
+            a newer format version.
     """
-    payload = torch.load(Path(path), map_location=map_location, weights_only=weights_only)
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as e:  # torch raises EOFError, RuntimeError, UnpicklingError, KeyError... here
+        detail = f"{type(e).__name__}: {str(e).split('. ')[0]}" if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"{path} ({size} bytes) cannot be read as a checkpoint, truncated or corrupt? ({detail})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a TransIP checkpoint")
+        raise CheckpointError(f"{path} is not a TransIP checkpoint")
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} has checkpoint format version {version}; this transip reads up to {FORMAT_VERSION}"
         )
     return payload

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from transip.data import read_dataset
+from transip.applicability import InputCheck
+from transip.data import MoleculeDataset, read_dataset
 from transip.model import TransIP
 from transip.training import TrainingConfig, load_trained, resolve_path
 
@@ -35,14 +36,58 @@ def add_device_options(p: argparse.ArgumentParser, *, default_dtype: str = "floa
     p.add_argument("--max-atoms", type=int, default=1024, help="atoms per inference batch (default: 1024)")
 
 
-def read(spec: str, args: argparse.Namespace):
-    """Read a dataset given on the command line (a path or ``bundled:<name>``)."""
-    return read_dataset(
-        resolve_path(spec, key="data"),
-        energy_key=args.energy_key,
-        forces_key=args.forces_key,
-        index=args.index,
-    )
+def read(spec: str, args: argparse.Namespace, trained: Trained | None = None):
+    """Read a dataset given on the command line (a path or ``bundled:<name>``).
+
+    With ``trained``, every molecule is checked against its model as it is read
+    (:class:`transip.applicability.InputCheck`): errors name the file and row, warnings are given once.
+    """
+    try:
+        dataset = read_dataset(
+            resolve_path(spec, key="data"),
+            energy_key=args.energy_key,
+            forces_key=args.forces_key,
+            index=args.index,
+        )
+    except IndexError as e:
+        raise UsageError(f"{spec}: --index {args.index}: {e}") from None
+    if len(dataset) == 0:
+        raise UsageError(f"{spec}: no structure selected (--index {args.index})")
+    _check_label_keys(dataset[0], spec, args)
+    if trained is None:
+        return dataset
+    return CheckedDataset(dataset, InputCheck(trained.model, who=f"transip {args.command}: warning"), spec)
+
+
+def _check_label_keys(first, spec: str, args: argparse.Namespace) -> None:
+    """A key given with --energy-key/--forces-key must find labels (the first structure is asked)."""
+    for option, key, value in (
+        ("--energy-key", args.energy_key, first.energy),
+        ("--forces-key", args.forces_key, first.forces),
+    ):
+        if key is not None and value is None:
+            keys = ", ".join(sorted(str(k) for k in first.info)) or "none"
+            raise UsageError(
+                f"{spec}[0] has no {key!r} ({option} {key}); its other per-structure keys: {keys}"
+            )
+
+
+class CheckedDataset(MoleculeDataset):
+    """``dataset`` with every molecule passed through ``check`` when it is read (lazily, so a large
+    ``.aselmdb`` file is not read twice); errors name ``spec[i]``, ``i`` counting the selection."""
+
+    def __init__(self, dataset: MoleculeDataset, check: InputCheck, spec: str) -> None:
+        self.dataset, self.check, self.spec = dataset, check, spec
+        self.path = dataset.path
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _compute_sizes(self):
+        return self.dataset.sizes
+
+    def _get(self, index: int):
+        return self.check(self.dataset[index], where=f"{self.spec}[{index}]")
 
 
 @dataclass(frozen=True)

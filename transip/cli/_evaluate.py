@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     trained = open_checkpoint(args)
     rows, payload = {}, {}
     for spec in args.data:
-        dataset = read(spec, args)
+        dataset = read(spec, args, trained)
         report = evaluate(
             trained.model,
             dataset,

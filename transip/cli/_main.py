@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
+from transip.checkpoint import CheckpointError
 from transip.data import DataError
 from transip.training import ConfigError
 
@@ -47,11 +49,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.overrides = unknown if getattr(args, "accepts_overrides", False) else []
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", force=True)
+    # warnings as one line each, like the errors (not Python's "file:line: UserWarning: ...")
+    shown = warnings.showwarning
+    prefix = f"transip {args.command}: warning: "
+
+    def one_line(message, *_, **__) -> None:
+        text = str(message)
+        print(text if text.startswith(prefix) else f"{prefix}{text}", file=sys.stderr)
+
+    warnings.showwarning = one_line
     try:
         return int(args.run(args) or 0)
-    except (ConfigError, DataError, FileNotFoundError, UsageError) as e:
+    except (CheckpointError, ConfigError, DataError, FileNotFoundError, UsageError) as e:
         print(f"transip {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"transip {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown

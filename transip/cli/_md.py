@@ -82,12 +82,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("need --steps >= 0, --interval >= 1 and --dt > 0")
     out = check_output(args.output, args, "trajectory")
     trained = open_checkpoint(args)
-    atoms = molecule_to_atoms(read(args.structure, args)[0])
-    if len(atoms) < 2:
+    structures = read(args.structure, args, trained)
+    if structures.sizes[0] < 2:
         raise UsageError(
-            f"{args.structure}[{args.index}]: {atoms.get_chemical_formula()} has {len(atoms)} atom; "
-            "MD needs at least 2 (a lone atom has no forces and no temperature)"
+            f"{args.structure}[{args.index}]: a single atom; MD needs at least 2 "
+            "(a lone atom has no forces and no temperature)"
         )
+    atoms = molecule_to_atoms(structures[0])
     atoms.calc = TransIPCalculator(trained.model, device=trained.device, dtype=trained.dtype)
     rng = np.random.default_rng(args.seed)
     _thermalize(atoms, args.temperature, rng)

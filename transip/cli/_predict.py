@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     check_output(args.output, args, "predictions")
     trained = open_checkpoint(args)
-    dataset = read(args.input, args)
+    dataset = read(args.input, args, trained)
     path = write_predictions(
         trained.model,
         dataset,

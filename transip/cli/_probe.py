@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     trained = open_checkpoint(args)
     config = trained.config
     target = args.target or (config.equivariance.target if config is not None else "node")
-    dataset = read(args.data, args)
+    dataset = read(args.data, args, trained)
     report = equivariance_report(
         trained.model,
         dataset,

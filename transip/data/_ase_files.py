@@ -14,11 +14,29 @@ import numpy as np
 
 from ._dataset import Index, InMemoryDataset, MoleculeDataset, ReadOptions, resolve_index
 from ._molecule import Molecule
+from ._validation import DataError
 
 _DECOMPRESS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
 
 
 def _read_all_frames(path: Path) -> list:
+    """:func:`_read_frames`, with an empty or unrecognisable file reported as a :class:`DataError`."""
+    from ase.io.formats import UnknownFileTypeError
+
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(str(path), "file", "the file is empty (0 bytes)")
+    try:
+        frames = _read_frames(path)
+    except UnknownFileTypeError as e:
+        raise DataError(str(path), "file", f"ASE cannot read it ({e}); give it a known extension") from None
+    except StopIteration:  # ASE's extxyz reader on a file with no frame
+        frames = []
+    if not frames:
+        raise DataError(str(path), "file", "no structure in the file")
+    return frames
+
+
+def _read_frames(path: Path) -> list:
     """All frames of a file as ``ase.Atoms``.
 
     Compressed files are decompressed into memory first: ASE's extxyz reader indexes frames and

@@ -49,6 +49,42 @@ def decode_value(raw: bytes):
     return decode(zlib.decompress(raw).decode("utf-8"))
 
 
+_LMDB_MAGIC = 0xBEEFC0DE
+
+
+def check_lmdb_file(path: Path) -> None:
+    """Raise :class:`DataError` unless ``path`` is a whole LMDB data file.
+
+    LMDB maps the file and trusts its meta pages: a file cut short (an interrupted copy) is read
+    past its end, which kills the process with a bus error rather than raising. So the two meta
+    pages (pages 0 and 1, little-endian 64-bit layout: magic at byte 16, page size at 40, last page
+    at 136, transaction id at 144 of each) are read first, and the file must reach the last page
+    that the newer one names.
+    """
+    import struct
+
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(152)
+        if len(head) < 152 or struct.unpack_from("<I", head, 16)[0] != _LMDB_MAGIC:
+            raise DataError(str(path), "file", f"not an LMDB (.aselmdb) file ({size} bytes)")
+        page_size = struct.unpack_from("<I", head, 40)[0]
+        f.seek(page_size)
+        second = f.read(152)
+    metas = [head]
+    if len(second) == 152 and struct.unpack_from("<I", second, 16)[0] == _LMDB_MAGIC:
+        metas.append(second)
+    last_page, _ = max((struct.unpack_from("<QQ", m, 136) for m in metas), key=lambda m: m[1])
+    needed = (last_page + 1) * page_size
+    if len(metas) < 2 or size < needed:
+        raise DataError(
+            str(path),
+            "file",
+            f"truncated: {size} bytes where the LMDB file needs {max(needed, 2 * page_size)} "
+            "(an interrupted copy or download? copy it again)",
+        )
+
+
 def _open(path: Path, *, write: bool = False):
     import lmdb
 
@@ -81,6 +117,7 @@ def _reader(path: Path):
     key = _file_key(path)
     env = _READERS.get(key)
     if env is None:
+        check_lmdb_file(path)
         env = _READERS[key] = _open(path)
     return env
 

@@ -46,7 +46,8 @@ def resolve_index(index: Index, n: int) -> np.ndarray | None:
         return np.arange(n, dtype=np.int64)[index]
     idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
     if idx.size and (idx.min() < -n or idx.max() >= n):
-        raise IndexError(f"index out of range for {n} structures")
+        bad = int(idx.min() if idx.min() < -n else idx.max())
+        raise IndexError(f"index {bad} out of range for {n} structures (0..{n - 1}, or -{n}..-1)")
     return idx % n if n else idx
 
 

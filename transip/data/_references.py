@@ -28,7 +28,7 @@ import torch
 
 from ._dataset import numbers_and_energies
 from ._molecule import Molecule
-from ._validation import MAX_Z
+from ._validation import MAX_Z, DataError
 
 #: Default rows of ``[C | E]`` held at once by :meth:`ElementReferences.fit` (1 MB in float64).
 FIT_CHUNK_SIZE = 1024
@@ -161,7 +161,8 @@ class ElementReferences:
             ``report.elements``.
 
         Raises:
-            ValueError: no molecule has an energy; an energy is not finite or an atomic number is
+            DataError: no molecule has an energy.
+            ValueError: an energy is not finite or an atomic number is
                 outside ``1..118`` (naming the molecule's position); ``mae=True`` with a one-shot
                 iterator.
         """
@@ -172,7 +173,13 @@ class ElementReferences:
             raise ValueError("mae=True reads the molecules twice: pass a dataset or a list, not an iterator")
         r, atoms, n = _stacked_factor(numbers_and_energies(molecules), chunk_size)
         if n == 0:
-            raise ValueError("cannot fit element references: no molecule has an energy")
+            where = str(getattr(molecules, "path", None) or "the molecules")
+            raise DataError(
+                where,
+                "energy",
+                "no molecule has an energy, so element references cannot be fitted "
+                "(is it stored under another key? data.energy_key / --energy-key)",
+            )
         present = np.flatnonzero(atoms)
         s = r[:, np.append(present, _COLS - 1)]  # (<= 120, k + 1): the factor of [C_present | E]
         # lstsq's default cut-off on the stacked (n, k) matrix, so the rank decision is the same.
