@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -39,10 +40,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def joined_overrides(argv: list[str]) -> list[str]:
+    """``--section.key value`` as ``--section.key=value`` in a ``train`` command line (argparse
+    would take the value for the config file)."""
+    if "train" not in argv:
+        return argv
+    start = argv.index("train") + 1
+    out = argv[:start]
+    rest = iter(argv[start:])
+    for item in rest:
+        if _OVERRIDE.fullmatch(item):
+            value = next(rest, None)
+            if value is None or value.startswith("--"):
+                raise UsageError(f"{item} needs a value ({item}=VALUE)")
+            item = f"{item}={value}"
+        out.append(item)
+    return out
+
+
+_OVERRIDE = re.compile(r"--[A-Za-z_]\w*\.[A-Za-z_]\w*")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``transip`` command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = joined_overrides(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as e:
+        print(f"transip train: error: {e}", file=sys.stderr)
+        return 2
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -194,6 +194,25 @@ _SECTIONS: dict[str, type] = typing.get_type_hints(TrainingConfig)
 _MODEL_FIELDS: dict[str, Any] = typing.get_type_hints(TransIPConfig)
 
 
+def _section_keys(section: str) -> list[str]:
+    if section == "model":
+        return ["preset", *_MODEL_FIELDS]
+    return list(typing.get_type_hints(_SECTIONS[section]))
+
+
+def _suggest_key(section: str, key: str) -> str:
+    """`` (did you mean ...?)`` for an unknown ``section.key``: the same key in another section
+    (``train.mode`` -> ``equivariance.mode``), else the closest key of this section, else the
+    closest ``section.key`` of all."""
+    elsewhere = [f"{s}.{key}" for s in _SECTIONS if s != section and key in _section_keys(s)]
+    if elsewhere:
+        return f" (did you mean {' or '.join(repr(k) for k in elsewhere)}?)"
+    near = suggest(key, _section_keys(section))
+    if near:
+        return near
+    return suggest(f"{section}.{key}", [f"{s}.{k}" for s in _SECTIONS for k in _section_keys(s)])
+
+
 def _build_section(name: str, values: dict[str, Any], base: Any, where: str) -> Any:
     """Apply ``values`` (already split per section) on top of the section dataclass ``base``."""
     if name == "model":
@@ -207,7 +226,7 @@ def _build_section(name: str, values: dict[str, Any], base: Any, where: str) -> 
                 continue
             if key not in hints:
                 raise ConfigError(
-                    f"{where}: unknown key model.{key}{suggest(key, [*hints, 'preset'])}; "
+                    f"{where}: unknown key model.{key}{_suggest_key('model', key)}; "
                     f"model keys are 'preset' and the fields of TransIPConfig: {', '.join(hints)}"
                 )
             over[key] = coerce(value, hints[key], f"model.{key}", where)
@@ -222,7 +241,7 @@ def _build_section(name: str, values: dict[str, Any], base: Any, where: str) -> 
     for key, value in values.items():
         if key not in hints:
             raise ConfigError(
-                f"{where}: unknown key {name}.{key}{suggest(key, hints)}; {name} keys: {', '.join(hints)}"
+                f"{where}: unknown key {name}.{key}{_suggest_key(name, key)}; {name} keys: {', '.join(hints)}"
             )
         updates[key] = coerce(value, hints[key], f"{name}.{key}", where)
     return dataclasses.replace(base, **updates)
