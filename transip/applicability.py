@@ -17,9 +17,9 @@ import warnings
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .data import DataError, Molecule
+from .data import DataError, Molecule, MoleculeDataset
 
-__all__ = ["CLOSE_CONTACT", "COINCIDENT", "InputCheck"]
+__all__ = ["CLOSE_CONTACT", "COINCIDENT", "CheckedDataset", "InputCheck"]
 
 #: atoms closer than this (Å) are warned about: no molecule has such a contact
 CLOSE_CONTACT = 0.1
@@ -125,3 +125,24 @@ class InputCheck:
             f"{where}: atoms {i} and {j} are {d[k]:.3g} Å apart (< {CLOSE_CONTACT} Å): "
             "no training structure is like this, the energy is unreliable",
         )
+
+
+class CheckedDataset(MoleculeDataset):
+    """``dataset`` with every molecule passed through ``check`` as it is read.
+
+    Lazily, so a large ``.aselmdb`` file is not read twice; errors and warnings name ``f"{name}[i]"``,
+    ``i`` counting the molecules of ``dataset``.
+    """
+
+    def __init__(self, dataset: MoleculeDataset, check: InputCheck, name: str) -> None:
+        self.dataset, self.check, self.name = dataset, check, name
+        self.path = dataset.path
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _compute_sizes(self):
+        return self.dataset.sizes
+
+    def _get(self, index: int) -> Molecule:
+        return self.check(self.dataset[index], where=f"{self.name}[{index}]")

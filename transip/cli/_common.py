@@ -7,16 +7,17 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch and the package load when a command runs, not for --help
+    import torch
+    from torch import nn
 
-from transip.applicability import InputCheck
-from transip.data import MoleculeDataset, read_dataset
-from transip.model import TransIP
-from transip.training import TrainingConfig, load_trained, resolve_path
+    from transip.model import TransIP
+    from transip.training import TrainingConfig
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: the --dtype choices, named (torch is imported only when a command runs)
+DTYPES = ("float32", "float64")
 
 
 class UsageError(Exception):
@@ -32,7 +33,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def add_device_options(p: argparse.ArgumentParser, *, default_dtype: str = "float32") -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default=default_dtype, help=f"default: {default_dtype}")
+    p.add_argument("--dtype", choices=DTYPES, default=default_dtype, help=f"default: {default_dtype}")
     p.add_argument("--max-atoms", type=int, default=1024, help="atoms per inference batch (default: 1024)")
 
 
@@ -42,6 +43,10 @@ def read(spec: str, args: argparse.Namespace, trained: Trained | None = None):
     With ``trained``, every molecule is checked against its model as it is read
     (:class:`transip.applicability.InputCheck`): errors name the file and row, warnings are given once.
     """
+    from transip.applicability import CheckedDataset, InputCheck
+    from transip.data import read_dataset
+    from transip.training import resolve_path
+
     try:
         dataset = read_dataset(
             resolve_path(spec, key="data"),
@@ -72,24 +77,6 @@ def _check_label_keys(first, spec: str, args: argparse.Namespace) -> None:
             )
 
 
-class CheckedDataset(MoleculeDataset):
-    """``dataset`` with every molecule passed through ``check`` when it is read (lazily, so a large
-    ``.aselmdb`` file is not read twice); errors name ``spec[i]``, ``i`` counting the selection."""
-
-    def __init__(self, dataset: MoleculeDataset, check: InputCheck, spec: str) -> None:
-        self.dataset, self.check, self.spec = dataset, check, spec
-        self.path = dataset.path
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def _compute_sizes(self):
-        return self.dataset.sizes
-
-    def _get(self, index: int):
-        return self.check(self.dataset[index], where=f"{self.spec}[{index}]")
-
-
 @dataclass(frozen=True)
 class Trained:
     """``--checkpoint`` as the commands use it: the model and its tau on ``--device`` in ``--dtype``.
@@ -109,7 +96,11 @@ def open_checkpoint(args: argparse.Namespace) -> Trained:
     """The preamble of every command that reads a checkpoint (``--checkpoint``, ``--device``,
     ``--dtype``); the data comes from :func:`read`."""
     check_file(args.checkpoint, "checkpoint")
-    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    import torch
+
+    from transip.training import load_trained
+
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     model, tau, config = load_trained(args.checkpoint, device=device)
     return Trained(model.to(dtype), None if tau is None else tau.to(dtype), config, device, dtype)
 

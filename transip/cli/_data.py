@@ -6,10 +6,6 @@ import argparse
 import os
 from pathlib import Path
 
-import numpy as np
-
-from transip.data import ElementReferences, dataset_summary, write_aselmdb
-
 from ._common import UsageError, add_data_options, add_overwrite_option, check_output, read, write_json
 
 #: The data file of a converted directory (fairchem reads every ``*.aselmdb`` of a directory).
@@ -52,6 +48,8 @@ def add_parser(sub) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from transip.data import dataset_summary
+
     dataset = read(args.path, args)
     print(f"{args.path}")
     print(dataset_summary(dataset).format())
@@ -60,6 +58,8 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def run_fit_references(args: argparse.Namespace) -> int:
     from ase.data import chemical_symbols
+
+    from transip.data import ElementReferences
 
     if args.output:
         check_output(args.output, args, "references")
@@ -80,6 +80,8 @@ def run_fit_references(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from transip.data import write_aselmdb
+
     out = Path(args.output)
     if out.suffix == ".aselmdb":
         check_output(out, args, "converted data")
@@ -106,8 +108,10 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def save_natoms(path: Path, natoms: np.ndarray) -> None:
+def save_natoms(path: Path, natoms) -> None:
     """Write ``metadata.npz`` with the ``natoms`` array atomically (temporary file, then rename)."""
+    import numpy as np
+
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")  # savez appends .npz otherwise
     try:
         np.savez(tmp, natoms=np.asarray(natoms, dtype=np.int64))

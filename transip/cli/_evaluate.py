@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from transip.evaluation import evaluate, format_table
-
 from ._common import (
     add_data_options,
     add_device_options,
@@ -42,6 +40,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from transip.evaluation import evaluate, format_table
+
     if args.json:
         check_output(args.json, args, "JSON report")
     trained = open_checkpoint(args)

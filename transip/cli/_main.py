@@ -9,10 +9,6 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from transip.checkpoint import CheckpointError
-from transip.data import DataError
-from transip.training import ConfigError
-
 from . import _data, _evaluate, _md, _predict, _probe, _train
 from ._common import UsageError
 
@@ -73,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = unknown if getattr(args, "accepts_overrides", False) else []
+    # the package (and torch) load only once the command line is parsed: --help stays fast
+    from transip.checkpoint import CheckpointError
+    from transip.data import DataError
+    from transip.training import ConfigError
+
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", force=True)
     # warnings as one line each, like the errors (not Python's "file:line: UserWarning: ...")

@@ -10,10 +10,6 @@ import sys
 import threading
 import time
 
-import numpy as np
-
-from transip.data import molecule_to_atoms
-
 from ._common import (
     DTYPES,
     UsageError,
@@ -51,7 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="default: cpu")
     p.add_argument(
         "--dtype",
-        choices=sorted(DTYPES),
+        choices=DTYPES,
         default="float64",
         help="model precision (default: float64, for energy conservation)",
     )
@@ -70,6 +66,7 @@ def _thermalize(atoms, temperature: float, rng) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
     from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
@@ -77,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ase.md.verlet import VelocityVerlet
 
     from transip.calculator import TransIPCalculator
+    from transip.data import molecule_to_atoms
 
     if args.steps < 0 or args.interval < 1 or args.dt <= 0:
         raise UsageError("need --steps >= 0, --interval >= 1 and --dt > 0")

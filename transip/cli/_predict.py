@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from transip.evaluation import write_predictions
-
 from ._common import (
     add_data_options,
     add_device_options,
@@ -35,6 +33,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from transip.evaluation import write_predictions
+
     check_output(args.output, args, "predictions")
     trained = open_checkpoint(args)
     dataset = read(args.input, args, trained)

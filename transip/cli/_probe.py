@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from transip.evaluation import equivariance_report, format_equivariance
-
 from ._common import (
     UsageError,
     add_data_options,
@@ -46,6 +44,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from transip.evaluation import equivariance_report, format_equivariance
+
     if args.n_rotations < 1:
         raise UsageError(f"--n-rotations must be at least 1 (got {args.n_rotations})")
     if args.json:

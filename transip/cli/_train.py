@@ -9,19 +9,6 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import torch.distributed as dist
-import yaml
-
-from transip.evaluation import format_equivariance, format_table
-from transip.training import (
-    check_config,
-    config_to_dict,
-    distributed_process_group,
-    load_config,
-    torchrun_env,
-    train,
-)
-
 from ._common import UsageError
 
 _EPILOG = """\
@@ -70,6 +57,18 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+    import yaml
+
+    from transip.training import (
+        check_config,
+        config_to_dict,
+        distributed_process_group,
+        load_config,
+        torchrun_env,
+        train,
+    )
+
     run_dir = None
     if args.resume and args.overwrite:
         raise UsageError("--resume continues a run and --overwrite replaces it: pass one of them")
@@ -111,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(result) -> str:
     """The table printed at the end of a run."""
+    from transip.evaluation import format_equivariance, format_table
+
     final = result.final
     rows = {"val": final.val.overall}
     if final.test is not None:
