@@ -7,6 +7,7 @@ to synchronise with the device (only at the logging interval).
 from __future__ import annotations
 
 import csv
+import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -79,8 +80,18 @@ def progress_bar(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, disable=not active, dynamic_ncols=True, unit="step")
 
 
+log = logging.getLogger("transip.training")
+
+#: progress lines per run when stderr is not a terminal (logs of batch jobs, pipes)
+PROGRESS_LINES = 20
+
+
 class RunLogger:
     """CSV logs of training and validation, TensorBoard mirror when available, and the progress bar.
+
+    On a terminal progress is a tqdm bar; otherwise (a batch job's log, a pipe) it is a log line
+    at the first logging step past every twentieth of the run and at the last step, so a log shows
+    the run advancing.
 
     Args:
         run_dir: where ``train.csv`` and ``val.csv`` (and ``tensorboard/``) go.
@@ -110,6 +121,10 @@ class RunLogger:
             self.val.truncate_after(start_step)
         self.tb = tensorboard_writer(run_dir / "tensorboard", tensorboard and enabled)
         self.bar = progress_bar(total_steps, start_step, progress and enabled)
+        self.total_steps = total_steps
+        self.lines = progress and enabled and self.bar.disable
+        self.every = max(1, total_steps // PROGRESS_LINES)
+        self.next_line = start_step + 1
 
     def log_train(self, step: int, values: Mapping[str, float]) -> None:
         if not self.enabled:
@@ -121,6 +136,24 @@ class RunLogger:
                     self.tb.add_scalar(f"train/{k}", v, step)
         shown = {k: f"{v:.4g}" for k, v in values.items() if k.startswith("loss") and v is not None}
         self.bar.set_postfix(shown, refresh=False)
+        if self.lines and (step >= self.next_line or step == self.total_steps):
+            self.next_line = step + self.every
+            self._progress_line(step, values)
+
+    def _progress_line(self, step: int, values: Mapping[str, float]) -> None:
+        seconds = values.get("time")
+        timing = ""
+        if seconds is not None:
+            eta = seconds / step * (self.total_steps - step)
+            timing = f", {seconds:.0f} s, ETA {eta:.0f} s"
+        log.info(
+            "step %d/%d (%d%%): loss %.4g%s",
+            step,
+            self.total_steps,
+            100 * step // self.total_steps,
+            values["loss"],
+            timing,
+        )
 
     def log_val(self, step: int, values: Mapping[str, float | None]) -> None:
         if not self.enabled:

@@ -105,3 +105,19 @@ def test_train_device_cuda_without_cuda_is_a_config_error(tmp_path, tiny):
     with pytest.raises(ConfigError, match=r"train.device=cuda: .*use --train.device=cpu"):
         train(load_config(None, tiny(tmp_path / "r", "--train.device=cuda")), quiet=True)
     assert not (tmp_path / "r").exists()
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, tiny, caplog):
+    # pytest's captured stderr is not a terminal: no bar, a line at the first log step past every 1/20
+    extra = ["--train.steps=40", "--train.log_every=3", "--train.val_every=40", "--logging.progress=true"]
+    with caplog.at_level("INFO", logger="transip.training"):
+        train(load_config(None, tiny(tmp_path / "r", *extra)))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert [line.split(" (")[0] for line in lines] == [f"step {k}/40" for k in range(3, 41, 3)] + [
+        "step 40/40"
+    ]
+    assert all("loss " in line and "ETA" in line for line in lines)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="transip.training"):
+        train(load_config(None, tiny(tmp_path / "q", *extra)), quiet=True)
+    assert not [r for r in caplog.records if r.getMessage().startswith("step ")]
