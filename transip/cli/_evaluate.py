@@ -19,8 +19,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="metrics of a checkpoint on labelled data",
-        description="Energy MAE (meV), energy-per-atom MAE (meV/atom), force MAE (meV/Å) and force "
-        "cosine of a checkpoint on each dataset, overall and per subset.",
+        description="Energy MAE (meV), energy-per-atom MAE (meV/atom), force MAE (meV/Å), force "
+        "cosine and the three RMSEs of a checkpoint on each dataset, overall and per subset.",
         allow_abbrev=False,
     )
     p.add_argument("checkpoint", help="a .pt file written by `transip train` (best.pt / last.pt)")
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if args.group_by != "none" and len(report.subsets) > 1:
             rows.update({f"  {k}": v for k, v in report.subsets.items()})
         payload[spec] = report.as_dict()
-    print(format_table(rows))
+    print(format_table(rows, rmse=True))
     if args.json:
         write_json(args.json, {"checkpoint": args.checkpoint, "results": payload})
         print(f"written: {args.json}")

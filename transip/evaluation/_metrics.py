@@ -5,13 +5,16 @@ Definitions (OMol25 conventions, reported in meV):
 - energy MAE: ``mean_b |E_pred_b - E_true_b|`` over molecules (meV);
 - energy-per-atom MAE: ``mean_b |E_pred_b - E_true_b| / N_b`` (meV/atom);
 - force MAE: the mean absolute error over all Cartesian components of all atoms (meV/Å);
-- force cosine: ``cos(F_pred_i, F_true_i)`` per atom, averaged over atoms (dimensionless).
+- force cosine: ``cos(F_pred_i, F_true_i)`` per atom, averaged over atoms (dimensionless);
+- the root-mean-square errors of the same three quantities (energy, energy per atom, force
+  components), which most published MLIP benchmarks quote next to (or instead of) the MAE.
 
 The functions take eV and eV/Å and return eV-based values; :class:`Metrics` holds meV.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -28,6 +31,9 @@ STAT_COLUMNS = (
     "n_force_atoms",  # N if the molecule has forces
     "n_molecules",  # 1
     "n_atoms",  # N
+    "sq_energy",  # dE^2 (eV^2)
+    "sq_energy_per_atom",  # (dE / N)^2 (eV^2)
+    "sq_force",  # sum of dF^2 over the molecule's 3N components (eV^2/Å^2)
 )
 _COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
 
@@ -76,7 +82,7 @@ def molecule_statistics(
         forces_pred, forces_true: ``(T, 3)`` forces (eV/Å), or ``None``.
 
     Returns:
-        ``(B, 9)`` float64 statistics.
+        ``(B, 12)`` float64 statistics.
     """
     b = num_atoms.shape[0]
     stats = torch.zeros(b, len(STAT_COLUMNS), dtype=torch.float64, device=num_atoms.device)
@@ -88,12 +94,16 @@ def molecule_statistics(
         stats[:, _COL["abs_energy"]] = de
         stats[:, _COL["abs_energy_per_atom"]] = de / n
         stats[:, _COL["n_energy"]] = 1.0
+        stats[:, _COL["sq_energy"]] = de**2
+        stats[:, _COL["sq_energy_per_atom"]] = (de / n) ** 2
     if forces_pred is not None and forces_true is not None:
         fp, ft = forces_pred.to(torch.float64), forces_true.to(torch.float64)
-        per_atom = torch.stack([(fp - ft).abs().sum(-1), force_cosine(fp, ft)], -1)  # (T, 2)
-        summed = torch.zeros(b, 2, dtype=torch.float64, device=stats.device).index_add_(
+        df = fp - ft
+        per_atom = torch.stack([df.abs().sum(-1), force_cosine(fp, ft), (df**2).sum(-1)], -1)  # (T, 3)
+        summed = torch.zeros(b, 3, dtype=torch.float64, device=stats.device).index_add_(
             0, batch_index, per_atom
         )
+        stats[:, _COL["sq_force"]] = summed[:, 2]
         stats[:, _COL["abs_force"]] = summed[:, 0]
         stats[:, _COL["n_force_components"]] = 3.0 * n
         stats[:, _COL["force_cosine"]] = summed[:, 1]
@@ -112,6 +122,8 @@ class Metrics:
         energy_per_atom_mae: meV/atom.
         force_mae: meV/Å, over Cartesian components.
         force_cosine: mean per-atom cosine similarity.
+        energy_rmse, energy_per_atom_rmse, force_rmse: the root-mean-square errors (meV, meV/atom,
+            meV/Å over Cartesian components).
     """
 
     n_molecules: int
@@ -120,14 +132,20 @@ class Metrics:
     energy_per_atom_mae: float | None
     force_mae: float | None
     force_cosine: float | None
+    energy_rmse: float | None = None
+    energy_per_atom_rmse: float | None = None
+    force_rmse: float | None = None
 
     @classmethod
     def from_statistics(cls, stats: torch.Tensor) -> Metrics:
-        """Turn summed :func:`molecule_statistics` ``(9,)`` into metrics."""
+        """Turn summed :func:`molecule_statistics` ``(12,)`` into metrics."""
         s = dict(zip(STAT_COLUMNS, stats.detach().cpu().tolist(), strict=True))
 
         def ratio(num: str, den: str, scale: float = 1.0) -> float | None:
             return s[num] / s[den] * scale if s[den] > 0 else None
+
+        def root(mean_square: float | None) -> float | None:
+            return None if mean_square is None else 1000.0 * math.sqrt(mean_square)
 
         return cls(
             n_molecules=round(s["n_molecules"]),
@@ -136,6 +154,9 @@ class Metrics:
             energy_per_atom_mae=ratio("abs_energy_per_atom", "n_energy", 1000.0),
             force_mae=ratio("abs_force", "n_force_components", 1000.0),
             force_cosine=ratio("force_cosine", "n_force_atoms"),
+            energy_rmse=root(ratio("sq_energy", "n_energy")),
+            energy_per_atom_rmse=root(ratio("sq_energy_per_atom", "n_energy")),
+            force_rmse=root(ratio("sq_force", "n_force_components")),
         )
 
     def as_dict(self) -> dict:
@@ -176,7 +197,7 @@ class MetricAccumulator:
         stats = molecule_statistics(
             num_atoms, batch_index, energy_pred, energy_true, forces_pred, forces_true
         )
-        summed = stats.sum(0)  # (9,)
+        summed = stats.sum(0)  # (12,)
         self.totals = summed if self.totals is None else self.totals + summed
         if subsets is not None:
             keys = sorted(set(subsets))
@@ -187,7 +208,7 @@ class MetricAccumulator:
                 self.subsets[key] = self.subsets[key] + row if key in self.subsets else row
 
     def state(self) -> torch.Tensor:
-        """The overall sums ``(9,)`` (see :data:`STAT_COLUMNS`), e.g. for ``all_reduce``."""
+        """The overall sums ``(12,)`` (see :data:`STAT_COLUMNS`), e.g. for ``all_reduce``."""
         if self.totals is None:
             return torch.zeros(len(STAT_COLUMNS), dtype=torch.float64)
         return self.totals

@@ -15,6 +15,11 @@ _COLUMNS = (
     ("F MAE meV/Å", "force_mae", "{:.2f}"),
     ("F cos", "force_cosine", "{:.4f}"),
 )
+_RMSE_COLUMNS = (
+    ("E RMSE meV", "energy_rmse", "{:.2f}"),
+    ("E/atom RMSE meV", "energy_per_atom_rmse", "{:.3f}"),
+    ("F RMSE meV/Å", "force_rmse", "{:.2f}"),
+)
 
 
 def _render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -28,8 +33,10 @@ def _render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def format_table(rows: Mapping[str, Metrics]) -> str:
+def format_table(rows: Mapping[str, Metrics], *, rmse: bool = False) -> str:
     """A fixed-width table with one line per named set of metrics (``-`` where a value is missing).
+
+    ``rmse`` adds the root-mean-square errors after the MAE and cosine columns.
 
     Example:
         >>> m = Metrics(2, 18, 12.5, 1.39, 80.0, 0.99)
@@ -38,14 +45,15 @@ def format_table(rows: Mapping[str, Metrics]) -> str:
         ----  ---------  -----  ---------  --------------  -----------  ------
         test          2     18      12.50           1.390        80.00  0.9900
     """
+    columns = (*_COLUMNS, *_RMSE_COLUMNS) if rmse else _COLUMNS
     body = []
     for name, m in rows.items():
         cells = [name]
-        for _, key, fmt in _COLUMNS:
+        for _, key, fmt in columns:
             v = getattr(m, key)
             cells.append("-" if v is None else fmt.format(v))
         body.append(cells)
-    return _render(["set", *(c[0] for c in _COLUMNS)], body)
+    return _render(["set", *(c[0] for c in columns)], body)
 
 
 def format_equivariance(report: EquivarianceMetrics) -> str:

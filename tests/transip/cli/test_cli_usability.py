@@ -52,3 +52,29 @@ def test_the_package_names_still_resolve():
     assert {"TransIP", "read_dataset", "load_model"} <= set(dir(transip))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         transip.nope  # noqa: B018
+
+
+def test_evaluate_reports_rmse_in_the_table_and_the_json(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    g2 = str(Path(__file__).resolve().parents[1] / "fixtures" / "g2_xtb_small.extxyz")
+    tiny = ["--model.d_model=32", "--model.n_layers=1", "--model.n_heads=2", "--model.num_rbf=8"]
+    run = tmp_path / "run"
+    args = [
+        f"--data.train={g2}",
+        *tiny,
+        "--train.steps=1",
+        "--eval.equivariance=false",
+        "--logging.plots=false",
+    ]
+    assert main(["train", "--quiet", *args, f"--logging.run_dir={run}"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(run / "best.pt"), g2, "--group-by", "none", "--json", str(out)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.split("  ")[-3:] == ["E RMSE meV", "E/atom RMSE meV", "F RMSE meV/Å"]
+    overall = json.loads(out.read_text())["results"][g2]["overall"]
+    assert overall["energy_rmse"] >= overall["energy_mae"] > 0  # RMSE >= MAE, always
+    assert overall["force_rmse"] >= overall["force_mae"] > 0
+    assert overall["energy_per_atom_rmse"] >= overall["energy_per_atom_mae"] > 0

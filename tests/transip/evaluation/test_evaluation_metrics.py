@@ -28,6 +28,10 @@ def _hand(e_pred, e_true, sizes, f_pred, f_true):
         "energy_per_atom_mae": 1000 * sum(d / n for d, n in zip(de, sizes, strict=True)) / len(de),
         "force_mae": 1000 * np.abs(f_pred - f_true).sum() / f_pred.size,
         "force_cosine": sum(cos) / len(cos),
+        "energy_rmse": 1000 * np.sqrt(np.mean(np.square(de))),
+        "energy_per_atom_rmse": 1000
+        * np.sqrt(np.mean([(d / n) ** 2 for d, n in zip(de, sizes, strict=True)])),
+        "force_rmse": 1000 * np.sqrt(np.mean((f_pred - f_true) ** 2)),
     }
 
 
@@ -54,8 +58,13 @@ def test_tiny_case_by_hand():
     assert m.energy_per_atom_mae == pytest.approx(175.0)
     assert m.force_mae == pytest.approx(1000 / 3)
     assert m.force_cosine == pytest.approx((1 / np.sqrt(2) + 1 - 1) / 3)
+    # RMSE: sqrt((0.25 + 0.01) / 2) eV; per atom sqrt((0.0625 + 0.01) / 2); forces sqrt(5 / 9)
+    assert m.energy_rmse == pytest.approx(1000 * np.sqrt(0.13))
+    assert m.energy_per_atom_rmse == pytest.approx(1000 * np.sqrt(0.03625))
+    assert m.force_rmse == pytest.approx(1000 * np.sqrt(5 / 9))
     assert (m.n_molecules, m.n_atoms) == (2, 3)
-    assert m == Metrics(2, 3, *_hand(e_pred, e_true, sizes, f_pred, f_true).values())
+    hand = _hand(e_pred, e_true, sizes, f_pred, f_true)
+    assert m.as_dict() == pytest.approx(Metrics(2, 3, **hand).as_dict())
 
 
 def test_pure_functions_agree_with_the_accumulator():
