@@ -35,19 +35,23 @@ class Group(abc.ABC):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> torch.Tensor:
-        """Draw ``n`` elements from the group's Haar (uniform) measure. Returns ``(n, d, d)``."""
+        """Draw ``n`` elements from the group's Haar (uniform) measure. Returns ``(n, d, d)``.
+
+        ``dtype=None`` means ``torch.get_default_dtype()``.
+        """
 
     def identity(
         self,
         n: int = 1,
         *,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> torch.Tensor:
         """``n`` copies of the identity, ``(n, d, d)``."""
+        dtype = dtype or torch.get_default_dtype()
         return torch.eye(self.dim, dtype=dtype, device=device).expand(n, self.dim, self.dim).clone()
 
     @staticmethod

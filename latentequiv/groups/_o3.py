@@ -23,7 +23,7 @@ class O3(Group):
     dim = 3
     proper = False
 
-    def sample(self, n, *, generator=None, dtype=torch.float32, device=None):
+    def sample(self, n, *, generator=None, dtype=None, device=None):
         rotations = SO3().sample(n, generator=generator, dtype=torch.float64, device=device)  # (n, 3, 3)
         signs = torch.randint(0, 2, (n,), generator=generator, device=device).to(torch.float64) * 2 - 1
-        return (rotations * signs[:, None, None]).to(dtype)
+        return (rotations * signs[:, None, None]).to(dtype or torch.get_default_dtype())

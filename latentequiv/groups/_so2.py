@@ -46,6 +46,6 @@ class SO2(Group):
 
     dim = 2
 
-    def sample(self, n, *, generator=None, dtype=torch.float32, device=None):
+    def sample(self, n, *, generator=None, dtype=None, device=None):
         angle = torch.rand(n, generator=generator, dtype=torch.float64, device=device) * (2 * math.pi)
-        return so2_exp(angle).to(dtype)
+        return so2_exp(angle).to(dtype or torch.get_default_dtype())

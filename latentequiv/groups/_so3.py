@@ -26,6 +26,6 @@ class SO3(Group):
 
     dim = 3
 
-    def sample(self, n, *, generator=None, dtype=torch.float32, device=None):
+    def sample(self, n, *, generator=None, dtype=None, device=None):
         q = torch.randn(n, 4, generator=generator, dtype=torch.float64, device=device)  # uniform on S^3
-        return quaternion_to_matrix(q).to(dtype)
+        return quaternion_to_matrix(q).to(dtype or torch.get_default_dtype())

@@ -83,6 +83,12 @@ class LatentEquivariance(nn.Module):
             raise ValueError(f"loss must be 'mse' or a callable, got {loss!r}")
         if normalize and loss != "mse":
             raise ValueError("normalize applies to loss='mse'; bind it into your callable instead")
+        tau_dim = getattr(tau, "group_dim", None)
+        if isinstance(tau_dim, int) and tau_dim != group.dim:
+            raise ValueError(
+                f"{type(tau).__name__} was built for {tau_dim}x{tau_dim} elements but {group!r} has "
+                f"{group.dim}x{group.dim}; build it with group_dim={group!r}"
+            )
         self.encoder = encoder
         self.tau = tau
         self.group = group

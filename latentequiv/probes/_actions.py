@@ -6,8 +6,9 @@ leading dimension is ``B``. Probes accept three spellings and turn them into tha
 
 * ``None`` -- the trivial action (scalars, invariant outputs), :func:`scalar_action`;
 * a *representation*: an object with a ``.D(g) -> (B, m, m)`` method (such as
-  ``latentequiv.representations.Irreps``) or a callable taking exactly one argument
-  ``rho(g) -> (B, m, m)``; it acts on the last dimension of ``y`` (size ``m``) as ``y @ rho(g).T``;
+  ``latentequiv.representations.Irreps``), an ``e3nn.o3.Irreps`` (same basis) or a callable
+  taking exactly one argument ``rho(g) -> (B, m, m)``; it acts on the last dimension of ``y``
+  (size ``m``) as ``y @ rho(g).T``;
 * any other callable ``(g, y) -> y'`` (for instance a tau-network), used as it is.
 
 :func:`vector_action` is the defining representation: ``g`` itself acts on the last dimension.
@@ -72,6 +73,10 @@ def as_output_action(spec: object) -> OutputAction:
     """Turn any accepted spelling of an output action (see the module docstring) into ``(g, y) -> y'``."""
     if spec is None:
         return scalar_action
+    if _is_e3nn_irreps(spec):
+        from ..representations import Irreps
+
+        return representation_action(Irreps(spec))
     if _has_D(spec):
         return representation_action(spec)
     if not callable(spec):
@@ -79,6 +84,11 @@ def as_output_action(spec: object) -> OutputAction:
     if _required_positional(spec) == 1:
         return representation_action(spec)
     return spec
+
+
+def _is_e3nn_irreps(obj: object) -> bool:
+    """An ``e3nn.o3.Irreps`` (recognised without importing e3nn): a tuple with ``D_from_matrix``."""
+    return isinstance(obj, tuple) and callable(getattr(obj, "D_from_matrix", None))
 
 
 def _has_D(obj: object) -> bool:

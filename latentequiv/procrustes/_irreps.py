@@ -101,8 +101,8 @@ def estimate_irreps(action: torch.Tensor, g: torch.Tensor, *, max_l: int = 4) ->
         >>> estimate_irreps(r, g, max_l=2).multiplicities
         (2, 1, 0)
     """
-    chi = action.diagonal(dim1=-2, dim2=-1).sum(-1).double()  # (K,)
-    basis = so3_characters(rotation_angle(g.double()), max_l)  # (K, L)
+    chi = action.detach().diagonal(dim1=-2, dim2=-1).sum(-1).double()  # (K,)
+    basis = so3_characters(rotation_angle(g.detach().double()), max_l)  # (K, L)
     x_np, chi_np = basis.cpu().numpy(), chi.cpu().numpy()
     estimates, _ = nnls(x_np, chi_np)
     rounded = np.rint(estimates).astype(np.int64)

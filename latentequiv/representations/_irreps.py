@@ -30,6 +30,8 @@ def _parse(spec: str | Iterable) -> tuple[tuple[int, int, int], ...]:
         spec = items
     terms = []
     for item in spec:
+        if isinstance(item, tuple) and tuple.__len__(item) == 2 and isinstance(item[1], tuple):
+            item = (item[0], *tuple.__iter__(item[1]))  # e3nn's Irrep has no len(); tuple's methods work
         item = tuple(int(v) for v in item)
         if len(item) == 2:
             item = item + ((-1) ** item[1],)
@@ -52,8 +54,9 @@ class Irreps:
     copy, each copy a contiguous block of ``2l+1``.
 
     Args:
-        irreps: a string ``"mulxl[e|o] + ..."``, an iterable of ``(mul, l)`` or ``(mul, l, parity)``
-            tuples, or another ``Irreps``.
+        irreps: a string ``"mulxl[e|o] + ..."``, an iterable of ``(mul, l)``, ``(mul, l, parity)`` or
+            ``(mul, (l, parity))`` tuples (so an ``e3nn.o3.Irreps`` works as it is, in the same basis),
+            or another ``Irreps``.
 
     Example:
         >>> irreps = Irreps("4x0 + 2x1 + 1x2")

@@ -35,7 +35,10 @@ def wigner_D(l: int, R: torch.Tensor, *, parity: int | None = None) -> torch.Ten
 
     Args:
         l: degree, ``l >= 0`` (any ``l``; tested against e3nn for ``l <= 4``).
-        R: rotation matrices. With ``parity=None`` they must be proper (``det = +1``).
+        R: rotation matrices. With ``parity=None`` they must be proper (``det = +1``) for ``l >= 2``
+            (``ValueError`` otherwise: an improper ``R`` has no degree-``l`` matrix until a parity is
+            chosen); for ``l = 0`` and ``l = 1`` the natural parity ``(-1)^l`` is used, so
+            ``wigner_D(1, R) == R`` for every orthogonal ``R``.
         parity: for O(3): ``+1`` (even, "e") or ``-1`` (odd, "o"). An improper ``R = -R'``
             (``R'`` proper) then acts as ``parity * D^l(R')``, so ``l = 1`` with ``parity=-1`` is a
             polar vector (``D = R``) and with ``parity=+1`` an axial vector (``D = det(R) R``).
@@ -56,6 +59,11 @@ def wigner_D(l: int, R: torch.Tensor, *, parity: int | None = None) -> torch.Ten
     if l < 0:
         raise ValueError(f"degree l must be >= 0, got {l}")
     if parity is None:
+        if l >= 2 and bool((torch.linalg.det(R) < 0).any()):
+            raise ValueError(
+                f"wigner_D(l={l}) got an improper matrix (det = -1) with parity=None; pass parity=+1 "
+                f"('{l}e') or parity=-1 ('{l}o'), or use Irreps('{l}e'/'{l}o').D"
+            )
         return _proper_wigner_D(l, R)
     if parity not in (1, -1):
         raise ValueError(f"parity must be +1, -1 or None, got {parity}")

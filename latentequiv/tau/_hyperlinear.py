@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._protocol import check_shapes
+from ..groups import Group
+from ._protocol import check_group_dim, check_shapes, resolve_group_dim
 
 
 class HyperLinearTau(nn.Module):
@@ -20,7 +21,7 @@ class HyperLinearTau(nn.Module):
 
     Args:
         dim: embedding width ``D``.
-        group_dim: dimension ``d`` of the space the group acts on.
+        group_dim: dimension ``d`` of the space the group acts on, or the group itself.
         rank: rank of ``A(g)``; ``None`` predicts all ``D * D`` entries.
         hidden: width of the hypernetwork's hidden layers.
         depth: number of linear layers of the hypernetwork (1 makes ``A`` affine in ``vec(g)``, which is
@@ -42,7 +43,7 @@ class HyperLinearTau(nn.Module):
     def __init__(
         self,
         dim: int,
-        group_dim: int = 3,
+        group_dim: int | Group = 3,
         rank: int | None = 8,
         hidden: int = 64,
         depth: int = 2,
@@ -54,7 +55,7 @@ class HyperLinearTau(nn.Module):
         if rank is not None and rank < 1:
             raise ValueError(f"rank must be positive or None, got {rank}")
         self.dim = dim
-        self.group_dim = group_dim
+        self.group_dim = group_dim = resolve_group_dim(group_dim)
         self.rank = rank
         self.hidden = hidden
         self.depth = depth
@@ -93,12 +94,14 @@ class HyperLinearTau(nn.Module):
 
     def forward(self, g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         check_shapes(g, z)
+        check_group_dim(g, self.group_dim, "HyperLinearTau")
         g = g.to(dtype=z.dtype, device=z.device)
         if self.rank is None:
             return torch.einsum("bij,b...j->b...i", self.matrix(g), z)  # (B, D, D) maps
         # z + U (V^T z): O(D r) per vector, the (B, D, D) matrices are never formed
         u, v = self.factors(g)  # (B, D, r) each
-        return z + torch.einsum("bir,b...r->b...i", u, torch.einsum("bjr,b...j->b...r", v, z))
+        rows = z.reshape(z.shape[0], -1, self.dim)  # (B, N, D), N = 1 for pooled embeddings
+        return torch.baddbmm(rows, torch.bmm(rows, v), u.transpose(1, 2)).reshape(z.shape)
 
     def extra_repr(self) -> str:
         return (

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._protocol import group_features
+from ..groups import Group
+from ._protocol import check_group_dim, group_features, resolve_group_dim
 
 
 class MLPTau(nn.Module):
@@ -19,8 +20,8 @@ class MLPTau(nn.Module):
 
     Args:
         dim: embedding width ``D``.
-        group_dim: dimension ``d`` of the space the group acts on (3 for SO(3)); ``vec(g)`` has ``d*d``
-            entries.
+        group_dim: dimension ``d`` of the space the group acts on (3 for SO(3)), or the group itself
+            (``MLPTau(D, group_dim=SO2())``); ``vec(g)`` has ``d*d`` entries.
         hidden: width of the hidden layers. Default: ``2 * dim``.
         depth: number of linear layers (``depth - 1`` hidden layers); the paper uses 2.
         activation: activation module class placed between linear layers.
@@ -45,7 +46,7 @@ class MLPTau(nn.Module):
     def __init__(
         self,
         dim: int,
-        group_dim: int = 3,
+        group_dim: int | Group = 3,
         hidden: int | None = None,
         depth: int = 2,
         activation: type[nn.Module] = nn.GELU,
@@ -59,7 +60,7 @@ class MLPTau(nn.Module):
         if identity_init and not residual:
             raise ValueError("identity_init=True needs residual=True")
         self.dim = dim
-        self.group_dim = group_dim
+        self.group_dim = group_dim = resolve_group_dim(group_dim)
         self.hidden = 2 * dim if hidden is None else hidden
         self.depth = depth
         self.residual = residual
@@ -75,6 +76,7 @@ class MLPTau(nn.Module):
             nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        check_group_dim(g, self.group_dim, "MLPTau")
         h = torch.cat([group_features(g, z), z], dim=-1)  # (B, [N,] d*d + D)
         out = self.mlp(h)  # (B, [N,] D)
         return z + out if self.residual else out

@@ -11,6 +11,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from ..groups import Group
+
 
 @runtime_checkable
 class Tau(Protocol):
@@ -47,6 +49,24 @@ def group_features(g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     if z.dim() == 3:
         vec = vec[:, None, :].expand(-1, z.shape[1], -1)  # (B, N, d*d)
     return vec
+
+
+def resolve_group_dim(group_dim: int | Group) -> int:
+    """``d`` from an int or from a group (``SO2()`` gives 2, ``SO3()`` and ``O3()`` give 3)."""
+    if isinstance(group_dim, Group):
+        return group_dim.dim
+    if isinstance(group_dim, bool) or not isinstance(group_dim, int) or group_dim < 1:
+        raise ValueError(f"group_dim must be a positive int or a latentequiv Group, got {group_dim!r}")
+    return group_dim
+
+
+def check_group_dim(g: torch.Tensor, group_dim: int, owner: str) -> None:
+    """Raise a ``ValueError`` naming the fix when ``g`` is not ``(B, group_dim, group_dim)``."""
+    if g.dim() == 3 and g.shape[-1] == g.shape[-2] and g.shape[-1] != group_dim:
+        raise ValueError(
+            f"{owner} was built for {group_dim}x{group_dim} group elements but got "
+            f"{g.shape[-1]}x{g.shape[-1]}; build it with group_dim={g.shape[-1]} or group_dim=<the group>"
+        )
 
 
 def check_shapes(g: torch.Tensor, z: torch.Tensor) -> None:
