@@ -2,7 +2,8 @@
 
 The core knows nothing about molecules: groups and their samplers, tau-networks that learn how a
 group acts on an embedding, the latent-equivariance loss, probes that measure equivariance, Procrustes
-diagnostics, and a test kit (``latentequiv.testing``) for property-based equivariance tests.
+diagnostics, frame averaging for exact symmetry (``latentequiv.frames``), and a test kit
+(``latentequiv.testing``) for property-based equivariance tests.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 # Names are imported on first use, so ``import latentequiv`` (done by the pytest plugin in every
 # suite where the package is installed) does not load torch until something needs it.
 _EXPORTS = {
+    "FrameAveraging": "frames",
     "Group": "groups",
     "O3": "groups",
     "SO2": "groups",
@@ -31,6 +33,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from .frames import FrameAveraging
     from .groups import O3, SO2, SO3, Group
     from .losses import LatentEquivariance, contrastive_latent_loss, latent_equivariance_loss
     from .representations import Irreps, wigner_D
@@ -50,6 +53,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "FrameAveraging",
     "Group",
     "HyperLinearTau",
     "IdentityTau",
