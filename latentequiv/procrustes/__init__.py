@@ -8,6 +8,7 @@ compose like the group; ``estimate_irreps`` reads SO(3) irrep multiplicities off
 from ._irreps import IrrepsEstimate, estimate_irreps, rotation_angle, so3_characters
 from ._latent_action import (
     ConsistencyReport,
+    DiagnosticWarning,
     LatentActionFit,
     fit_latent_action,
     representation_consistency,
@@ -16,6 +17,7 @@ from ._procrustes import ProcrustesFit, procrustes
 
 __all__ = [
     "ConsistencyReport",
+    "DiagnosticWarning",
     "IrrepsEstimate",
     "LatentActionFit",
     "ProcrustesFit",

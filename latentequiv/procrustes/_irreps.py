@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
+from ._latent_action import LatentActionFit
+
 
 @dataclass(frozen=True)
 class IrrepsEstimate:
@@ -30,7 +32,8 @@ class IrrepsEstimate:
         estimates: real-valued non-negative least-squares estimates.
         projection: Monte Carlo Haar projections ``mean chi chi_l`` (unbiased only for Haar samples).
         residual: ``|| chi - sum_l m_l chi_l || / || chi ||`` with the rounded multiplicities.
-        dim: the representation's dimension ``D``; compare with ``sum_l m_l (2l + 1)``.
+        dim: the representation's dimension: ``D``, or the rank of the subspace a fit was made on;
+            compare with ``sum_l m_l (2l + 1)``.
         n_samples: number of group elements used.
     """
 
@@ -81,13 +84,22 @@ def so3_characters(angle: torch.Tensor, max_l: int) -> torch.Tensor:
     return torch.cat([torch.ones_like(angle)[:, None], 1 + 2 * partial], dim=-1)
 
 
-def estimate_irreps(action: torch.Tensor, g: torch.Tensor, *, max_l: int = 4) -> IrrepsEstimate:
+def estimate_irreps(
+    action: torch.Tensor | LatentActionFit,
+    g: torch.Tensor | None = None,
+    *,
+    max_l: int = 4,
+    linear: bool = False,
+) -> IrrepsEstimate:
     """Estimate the multiplicities of SO(3) irreps ``l = 0..max_l`` in ``g -> R(g)`` from characters.
 
     Args:
-        action: ``(K, D, D)`` matrices ``R(g_k)`` (e.g. ``LatentActionFit.action``).
+        action: ``(K, D, D)`` matrices ``R(g_k)``, or a :class:`LatentActionFit`: then its elements
+            are used for ``g``, and its ``rank`` (the subspace it was fitted on) as the dimension.
         g: ``(K, 3, 3)`` the rotations they belong to; only their angles are used.
         max_l: the largest degree considered; higher content shows up as residual.
+        linear: with a fit, read the characters of its linear maps (for an equivariant embedding in
+            a non-orthonormal basis) instead of the orthogonal ones.
 
     Returns:
         An :class:`IrrepsEstimate`.
@@ -101,6 +113,13 @@ def estimate_irreps(action: torch.Tensor, g: torch.Tensor, *, max_l: int = 4) ->
         >>> estimate_irreps(r, g, max_l=2).multiplicities
         (2, 1, 0)
     """
+    dim = None
+    if isinstance(action, LatentActionFit):
+        g = action.g if g is None else g
+        dim = action.rank
+        action = action.maps(linear=linear)
+    if g is None:
+        raise ValueError("pass the group elements g (or a LatentActionFit, which holds them)")
     chi = action.detach().diagonal(dim1=-2, dim2=-1).sum(-1).double()  # (K,)
     basis = so3_characters(rotation_angle(g.detach().double()), max_l)  # (K, L)
     x_np, chi_np = basis.cpu().numpy(), chi.cpu().numpy()
@@ -113,6 +132,6 @@ def estimate_irreps(action: torch.Tensor, g: torch.Tensor, *, max_l: int = 4) ->
         estimates=tuple(float(v) for v in estimates),
         projection=tuple(float(v) for v in projection),
         residual=float(residual),
-        dim=int(action.shape[-1]),
+        dim=int(action.shape[-1]) if dim is None else dim,
         n_samples=int(chi.shape[0]),
     )

@@ -1,13 +1,16 @@
 """Fitting the action a group induces on an encoder's embeddings, and testing that it is a representation.
 
 For each group element ``g`` the embeddings of many inputs, ``Z = f(x)`` and ``Z_g = f(g . x)`` (rows),
-are related by the best orthogonal map: ``R(g) = argmin_R || Z R^T - Z_g ||_F``. If ``f`` is
-equivariant in some basis, the residual is 0 and ``g -> R(g)`` is a representation:
+are related by the best orthogonal map: ``R(g) = argmin_R || Z R^T - Z_g ||_F``, and by the best
+linear map (least squares), both on the subspace the rows of ``Z`` span. If ``f`` is equivariant in
+some orthonormal basis, the residual is 0 and ``g -> R(g)`` is a representation (in a non-orthonormal
+basis, the same holds for the linear map):
 ``R(g h) = R(g) R(h)``. :func:`representation_consistency` measures how far that fails.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,29 +22,67 @@ from ..groups import Group
 from ._procrustes import procrustes
 
 
+class DiagnosticWarning(UserWarning):
+    """A fit ran, but the data cannot support all of what it reports (rank deficiency, too few rows)."""
+
+
 @dataclass(frozen=True)
 class LatentActionFit:
-    """Orthogonal maps fitted between ``f(x)`` and ``f(g . x)``, one per group element.
+    """Maps fitted between ``f(x)`` and ``f(g . x)`` on the subspace the embeddings span, one per ``g``.
+
+    Two fits are made side by side on the same rows: the best *orthogonal* map (Procrustes) and the
+    best *linear* map (least squares). An equivariant embedding in a non-orthonormal basis transforms
+    linearly but not orthogonally: the linear residual is then ~0 while the orthogonal one is not.
 
     Attributes:
         g: ``(K, d, d)`` the group elements.
-        action: ``(K, D, D)`` ``R(g)``, acting on embeddings as column vectors (``z -> R z``).
-        rel_residual: ``(K,)`` ``|| Z R^T - Z_g ||_F / || Z_g ||_F``.
-        n_rows: embeddings per fit (all leading dimensions of ``f(x)``); fewer than ``D`` overfits.
+        action: ``(K, D, D)`` the orthogonal ``R(g)``, acting on embeddings as column vectors
+            (``z -> R z``), equal to ``P Q(g) P^T`` with ``Q`` orthogonal on the subspace and zero on
+            its complement.
+        rel_residual: ``(K,)`` ``|| Z R^T - Z_g ||_F / || Z_g ||_F`` for the orthogonal map.
+        n_rows: embeddings per fit (all leading dimensions of ``f(x)``).
+        linear_action: ``(K, D, D)`` the least-squares linear map on the same subspace.
+        linear_rel_residual: ``(K,)`` its relative residual.
+        basis: ``(D, r)`` orthonormal basis ``P`` of the subspace spanned by ``f(x)``.
     """
 
     g: torch.Tensor
     action: torch.Tensor
     rel_residual: torch.Tensor
     n_rows: int
+    linear_action: torch.Tensor | None = None
+    linear_rel_residual: torch.Tensor | None = None
+    basis: torch.Tensor | None = None
+
+    @property
+    def width(self) -> int:
+        """The embedding width ``D``."""
+        return int(self.action.shape[-1])
+
+    @property
+    def rank(self) -> int:
+        """``r``, the dimension of the subspace the fit was made on (``D`` when no basis is stored)."""
+        return self.width if self.basis is None else int(self.basis.shape[-1])
+
+    def maps(self, *, linear: bool = False) -> torch.Tensor:
+        """The fitted ``(K, D, D)`` maps: orthogonal, or the linear ones with ``linear=True``."""
+        if not linear:
+            return self.action
+        if self.linear_action is None:
+            raise ValueError("this fit holds no linear maps")
+        return self.linear_action
 
     def __str__(self) -> str:
         rel = self.rel_residual.double()
-        return (
-            f"latent action fit ({self.action.shape[0]} elements, width {self.action.shape[-1]}, "
-            f"{self.n_rows} rows): relative residual mean {rel.mean().item():.3e} "
+        text = (
+            f"latent action fit ({self.action.shape[0]} elements, width {self.width}, rank {self.rank}, "
+            f"{self.n_rows} rows): orthogonal relative residual mean {rel.mean().item():.3e} "
             f"max {rel.max().item():.3e}"
         )
+        if self.linear_rel_residual is not None:
+            lin = self.linear_rel_residual.double()
+            text += f"; linear mean {lin.mean().item():.3e} max {lin.max().item():.3e}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -76,8 +117,18 @@ def fit_latent_action(
     input_action: Callable | None = None,
     dtype: torch.dtype | None = torch.float64,
     batch_size: int | None = None,
+    rank: int | None = None,
+    rank_tol: float = 1e-4,
 ) -> LatentActionFit:
     """Fit ``R(g)`` between ``f(x)`` and ``f(g . x)`` over all inputs of the batch, for each ``g``.
+
+    The fit is made on the subspace spanned by the embeddings ``f(x)``: trained encoders use a few
+    directions of a wide latent, and on the unused ones any map fits, which would make the action,
+    its consistency and its irreps arbitrary. The subspace is spanned by the right singular vectors
+    of ``f(x)`` whose singular values exceed ``rank_tol`` times the largest (or the top ``rank``).
+    What ``f(g . x)`` has outside it counts as residual. It warns (:class:`DiagnosticWarning`) when
+    the subspace is smaller than the width, and when there are fewer than ``2 r`` rows for rank ``r``
+    (then even a meaningless map fits closely).
 
     Args:
         encoder: ``f``; an ``nn.Module`` is evaluated on a copy cast to ``dtype``.
@@ -86,19 +137,23 @@ def fit_latent_action(
         input_action: ``(g, x) -> g . x`` with ``g`` ``(B, d, d)``; default the action on row vectors.
         dtype: working precision (default float64); ``None`` keeps the inputs'.
         batch_size: ``B`` when it cannot be read from ``x``.
+        rank: the subspace dimension to use; default from ``rank_tol``.
+        rank_tol: relative singular-value threshold for the subspace (directions whose variance is
+            below ``rank_tol**2`` of the largest count as unused). Raise it (e.g. to ``1e-2``) for
+            trained encoders whose spectra decay slowly; ``fit.rank`` says what was used.
 
     Shape:
         - f(x): ``(B, D)`` or ``(B, N, D)``; every leading index is one row of the fit.
 
     Returns:
-        A :class:`LatentActionFit`.
+        A :class:`LatentActionFit` with the orthogonal and the linear maps.
 
     Example:
         >>> x = torch.randn(16, 3, dtype=torch.float64)
         >>> g = torch.linalg.qr(torch.randn(2, 3, 3, dtype=torch.float64))[0]
         >>> fit = fit_latent_action(lambda v: v, x, g)  # the identity encoder: R(g) = g
-        >>> torch.allclose(fit.action, g)
-        True
+        >>> torch.allclose(fit.action, g), fit.rank
+        (True, 3)
     """
     encoder = cast_callable(encoder, dtype)
     x = cast_input(x, dtype)
@@ -107,21 +162,65 @@ def fit_latent_action(
     n = batch_size_of(x, batch_size)
     z = encoder(x).detach()
     rows = z.reshape(-1, z.shape[-1])  # (M, D)
-    actions, residuals = [], []
+    basis = _span(rows, rank, rank_tol)  # (D, r)
+    _warn_if_weak(rows.shape[0], rows.shape[1], basis.shape[1])
+    a = rows @ basis  # (M, r): coordinates on the subspace
+    actions, residuals, linear_actions, linear_residuals = [], [], [], []
     for gk in g:
         z_g = encoder(act(gk.expand(n, -1, -1), x)).detach()
-        fit = procrustes(rows, z_g.reshape(-1, z_g.shape[-1]))
-        actions.append(fit.q.transpose(-1, -2))  # rows map by q, columns by q^T
-        residuals.append(fit.rel_residual)
+        b_full = z_g.reshape(-1, z_g.shape[-1])  # (M, D)
+        b = b_full @ basis
+        scale = b_full.norm() + torch.finfo(b.dtype).eps
+        q = procrustes(a, b).q  # (r, r), rows map by q
+        actions.append(basis @ q.transpose(-1, -2) @ basis.T)  # columns map by q^T
+        residuals.append((a @ q @ basis.T - b_full).norm() / scale)
+        m = torch.linalg.lstsq(a, b).solution  # (r, r)
+        linear_actions.append(basis @ m.transpose(-1, -2) @ basis.T)
+        linear_residuals.append((a @ m @ basis.T - b_full).norm() / scale)
     return LatentActionFit(
-        g=g, action=torch.stack(actions), rel_residual=torch.stack(residuals), n_rows=rows.shape[0]
+        g=g,
+        action=torch.stack(actions),
+        rel_residual=torch.stack(residuals),
+        n_rows=rows.shape[0],
+        linear_action=torch.stack(linear_actions),
+        linear_rel_residual=torch.stack(linear_residuals),
+        basis=basis,
     )
+
+
+def _span(rows: torch.Tensor, rank: int | None, rank_tol: float) -> torch.Tensor:
+    """Orthonormal ``(D, r)`` basis of the row space of ``rows`` (``M, D``)."""
+    _, s, vh = torch.linalg.svd(rows, full_matrices=False)
+    if rank is None:
+        rank = int((s > rank_tol * s[0]).sum()) if s.numel() and s[0] > 0 else 0
+    if not 1 <= rank <= rows.shape[1]:
+        raise ValueError(f"the embeddings span no usable subspace (rank {rank} of width {rows.shape[1]})")
+    return vh[:rank].transpose(0, 1)
+
+
+def _warn_if_weak(n_rows: int, width: int, rank: int) -> None:
+    if rank < width:
+        warnings.warn(
+            f"the embeddings span {rank} of {width} dimensions: the maps are fitted on that subspace "
+            f"and are zero on the rest, whose action the data does not determine",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
+    if n_rows < 2 * rank:
+        warnings.warn(
+            f"{n_rows} embeddings for a {rank}-dimensional fit: with fewer than {2 * rank} rows even an "
+            f"unrelated map fits closely; pass more inputs (or tokens)",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
 
 
 def representation_consistency(
     r_g: torch.Tensor | LatentActionFit,
     r_h: torch.Tensor | LatentActionFit,
     r_gh: torch.Tensor | LatentActionFit,
+    *,
+    linear: bool = False,
 ) -> ConsistencyReport:
     """Measure the homomorphism defect ``|| R(gh) - R(g) R(h) ||_F / || R(gh) ||_F``.
 
@@ -129,6 +228,7 @@ def representation_consistency(
         r_g: ``(K, D, D)`` maps for ``g`` (or the :class:`LatentActionFit` holding them).
         r_h: ``(K, D, D)`` maps for ``h``.
         r_gh: ``(K, D, D)`` maps for the products ``g h``.
+        linear: use the fits' linear maps instead of the orthogonal ones.
 
     Returns:
         A :class:`ConsistencyReport`: about 0 for a representation, about ``sqrt(2)`` for unrelated
@@ -143,7 +243,9 @@ def representation_consistency(
     mismatch = float("nan")
     if all(isinstance(f, LatentActionFit) for f in (r_g, r_h, r_gh)):
         mismatch = (r_gh.g - r_g.g @ r_h.g).flatten(1).norm(dim=1).max().item()
-    a_g, a_h, a_gh = (f.action if isinstance(f, LatentActionFit) else f for f in (r_g, r_h, r_gh))
+    a_g, a_h, a_gh = (
+        f.maps(linear=linear) if isinstance(f, LatentActionFit) else f for f in (r_g, r_h, r_gh)
+    )
     defect = (a_gh - a_g @ a_h).flatten(1).norm(dim=1)  # (K,)
     rel = (defect / (a_gh.flatten(1).norm(dim=1) + torch.finfo(a_gh.dtype).eps)).double()
     return ConsistencyReport(

@@ -15,6 +15,7 @@ from torch import nn
 
 from latentequiv.groups import SO3
 from latentequiv.procrustes import (
+    DiagnosticWarning,
     estimate_irreps,
     fit_latent_action,
     representation_consistency,
@@ -185,3 +186,97 @@ def test_estimate_irreps_recovers_wigner_d_multiplicities_up_to_l4(multiplicitie
     estimate = estimate_irreps(basis.T @ irreps.D(g) @ basis, g, max_l=6)
     assert estimate.multiplicities == (*multiplicities, 0, 0)
     assert estimate.residual < 1e-9
+
+
+# --- The three ground truths of issue 12: fits on the data's subspace, linear beside orthogonal ---
+
+
+def _features(x):
+    """Per-point 4x0 + 2x1 + 1x2 (15 numbers) of (B, N, 3) points."""
+    r = x.norm(dim=-1, keepdim=True)
+    outer = x[..., :, None] * x[..., None, :]
+    quad = torch.einsum("...ij,kij->...k", outer, traceless_basis().to(x.dtype))
+    return torch.cat([r, r**2, torch.exp(-r), torch.cos(r), x, x * torch.tanh(r), quad], dim=-1)
+
+
+def _three_fits(encoder, x, seed=0, **kwargs):
+    gen = torch.Generator().manual_seed(seed)
+    g, h = (SO3().sample(8, generator=gen, dtype=torch.float64) for _ in range(2))
+    return [fit_latent_action(encoder, x, e, **kwargs) for e in (g, h, g @ h)]
+
+
+def _cloud(b=6, n=8, seed=1):
+    return torch.randn(b, n, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_equivariant_latent_in_a_non_orthonormal_basis_is_found_by_the_linear_fit():
+    gen = torch.Generator().manual_seed(5)
+    mix = torch.randn(15, 15, generator=gen, dtype=torch.float64) + 3 * torch.eye(15, dtype=torch.float64)
+    fits = _three_fits(lambda p: _features(p) @ mix, _cloud())
+    assert fits[0].rel_residual.min() > 0.01  # no orthogonal map explains it
+    assert fits[0].linear_rel_residual.max() < 1e-10  # a linear one does
+    assert representation_consistency(*fits, linear=True).rel_max < 1e-8
+    assert representation_consistency(*fits).rel_mean > 0.01
+    estimate = estimate_irreps(fits[0], max_l=3, linear=True)
+    assert estimate.multiplicities == (4, 2, 1, 0) and estimate.residual < 1e-8
+    assert "linear mean" in str(fits[0])
+
+
+def test_rank_six_second_moment_in_nine_dimensions():
+    """z = vec(mean_i x_i x_i^T): symmetric, so it spans 6 of 9 dimensions, 1x0 + 1x2."""
+
+    def second_moment(p):
+        return torch.einsum("bni,bnj->bij", p, p).reshape(p.shape[0], 9) / p.shape[1]
+
+    x = _cloud(b=40)
+    with pytest.warns(DiagnosticWarning, match="span 6 of 9"):
+        fits = _three_fits(second_moment, x)
+    assert fits[0].rank == 6 and fits[0].rel_residual.max() < 1e-10
+    assert representation_consistency(*fits).rel_max < 1e-8
+    estimate = estimate_irreps(fits[0], max_l=3)
+    assert estimate.multiplicities == (1, 0, 1, 0)
+    assert estimate.dim == estimate.explained_dim == 6
+
+
+def test_dead_units_are_left_out_of_the_irreps():
+    """4x0 + 2x1 + 1x2 in 15 of 24 units (the others always 0), scrambled by an orthogonal map."""
+    basis = random_orthogonal(24, 7)
+
+    def encoder(p):
+        z = _features(p)
+        return torch.cat([z, torch.zeros(*z.shape[:-1], 9, dtype=z.dtype)], dim=-1) @ basis
+
+    with pytest.warns(DiagnosticWarning, match="span 15 of 24"):
+        fits = _three_fits(encoder, _cloud())
+    assert fits[0].rank == 15 and fits[0].rel_residual.max() < 1e-10
+    assert representation_consistency(*fits).rel_max < 1e-8
+    estimate = estimate_irreps(fits[0], max_l=3)
+    assert estimate.multiplicities == (4, 2, 1, 0) and estimate.dim == 15
+
+
+@pytest.mark.filterwarnings("ignore:the embeddings span")
+def test_too_few_rows_for_the_width_warn():
+    torch.manual_seed(0)
+    encoder = nn.Linear(3, 64).double()
+    x = torch.randn(8, 3, dtype=torch.float64)
+    g = SO3().sample(2, dtype=torch.float64)
+    with pytest.warns(DiagnosticWarning, match="8 embeddings"):
+        fit = fit_latent_action(encoder, x, g, rank=8)
+    assert fit.rank == 8
+
+
+def test_enough_rows_at_full_rank_do_not_warn():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fits = _three_fits(IrrepEncoder(), _cloud())
+    assert fits[0].rank == 9 and representation_consistency(*fits).rel_max < 1e-10
+
+
+def test_explicit_rank_and_bad_rank():
+    x = _cloud()
+    fit = fit_latent_action(IrrepEncoder(), x, SO3().sample(2, dtype=torch.float64), rank=9)
+    assert fit.rank == 9 and fit.width == 9
+    with pytest.raises(ValueError, match="rank"):
+        fit_latent_action(lambda p: torch.zeros(*p.shape[:-1], 4, dtype=p.dtype), x, SO3().sample(1))
