@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -23,6 +25,8 @@ def cast_input(x: Any, dtype: torch.dtype | None) -> Any:
         return x
     if isinstance(x, torch.Tensor):
         return x.to(dtype) if x.is_floating_point() else x
+    if isinstance(x, tuple) and not hasattr(x, "_fields"):  # several inputs (not a named tuple)
+        return tuple(cast_input(item, dtype) for item in x)
     to = getattr(x, "to", None)
     if callable(to):
         return to(dtype=dtype)
@@ -30,10 +34,31 @@ def cast_input(x: Any, dtype: torch.dtype | None) -> Any:
 
 
 def cast_callable(fn: Callable, dtype: torch.dtype | None) -> Callable:
-    """A copy of ``fn`` in ``dtype`` if it is an ``nn.Module``; plain functions are returned as they are."""
-    if dtype is None or not isinstance(fn, nn.Module):
+    """A copy of ``fn`` in ``dtype`` if it is an ``nn.Module`` or a method bound to one (``model.energy``
+    runs on a cast copy of ``model``); plain functions are returned as they are."""
+    if dtype is None:
         return fn
-    return copy.deepcopy(fn).to(dtype)
+    if isinstance(fn, nn.Module):
+        return copy.deepcopy(fn).to(dtype)
+    if inspect.ismethod(fn) and isinstance(fn.__self__, nn.Module):
+        return types.MethodType(fn.__func__, copy.deepcopy(fn.__self__).to(dtype))
+    return fn
+
+
+def call_in_precision(fn: Callable, args: tuple, dtype: torch.dtype | None) -> Any:
+    """``fn(*args)``, turning torch's dtype-mismatch error into one that says what to do."""
+    try:
+        return fn(*args)
+    except RuntimeError as error:
+        text = str(error)
+        if dtype is None or not any(k in text for k in ("dtype", "scalar type", "Double", "Float")):
+            raise
+        name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        raise RuntimeError(
+            f"{name} failed on inputs cast to {dtype} ({text}). A plain function is called as it is, "
+            f"so the modules it uses keep their own precision: pass the module or a method bound to it "
+            f"(cast on a copy), cast the modules yourself, or pass dtype=None to test in their precision"
+        ) from error
 
 
 def batch_size_of(x: Any, batch_size: int | None) -> int:

@@ -16,6 +16,7 @@ from ._equivariance import equivariance_error, invariance_error, latent_equivari
 from ._infinitesimal import InfinitesimalReport, infinitesimal_error, lie_derivative
 from ._layerwise import LayerEquivariance, LayerwiseReport, layerwise_equivariance
 from ._report import EquivarianceReport
+from ._translation import translation_error
 
 __all__ = [
     "EquivarianceReport",
@@ -32,5 +33,6 @@ __all__ = [
     "lie_derivative",
     "representation_action",
     "scalar_action",
+    "translation_error",
     "vector_action",
 ]

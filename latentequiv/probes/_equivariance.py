@@ -17,6 +17,7 @@ import torch
 
 from .._precision import (
     batch_size_of,
+    call_in_precision,
     cast_callable,
     cast_input,
     device_of,
@@ -35,7 +36,7 @@ def equivariance_error(
     x: Any,
     *,
     group: Group,
-    input_action: InputAction | None = None,
+    input_action: InputAction | tuple | None = None,
     output_action: object = None,
     n_samples: int = 8,
     dtype: torch.dtype | None = torch.float64,
@@ -48,11 +49,15 @@ def equivariance_error(
         fn: the function or module under test; an ``nn.Module`` is evaluated on a copy cast to ``dtype``
             (put it in ``eval()`` mode first if it uses dropout). A plain function is called as it is:
             cast the modules it closes over yourself, or pass ``dtype=None``.
-        x: a batch of inputs: a tensor ``(B, ...)`` or any object ``input_action`` understands.
+        x: a batch of inputs: a tensor ``(B, ...)`` or any object ``input_action`` understands; a
+            tuple means several inputs, ``fn(*x)``, each with leading dimension ``B``.
         group: the group to sample from.
         input_action: ``(g, x) -> g . x`` with ``g`` ``(B, d, d)``; default ``group.act`` (points/vectors).
-        output_action: ``None`` (invariance), a representation (``.D(g)`` or ``rho(g) -> (B, m, m)``)
-            or a callable ``(g, y) -> y'``; see ``latentequiv.probes.as_output_action``.
+            For several inputs, a tuple with one action per input (``None``: that input does not move).
+        output_action: ``None`` (invariance), a representation (``.D(g)`` or ``rho(g) -> (B, m, m)``,
+            or an ``Irreps``) or a callable ``(g, y) -> y'``; see ``latentequiv.probes.as_output_action``.
+            For a tuple of outputs, a tuple with one action per output; errors are then taken over
+            all outputs of an item together.
         n_samples: group elements drawn per input.
         dtype: working precision (default float64); ``None`` keeps the inputs' precision.
         generator: random generator for reproducible sampling.
@@ -78,7 +83,7 @@ def equivariance_error(
         x,
         group=group,
         input_action=input_action,
-        output_action=as_output_action(cast_callable(output_action, dtype)),
+        output_action=output_action_for(output_action, dtype),
         n_samples=n_samples,
         dtype=dtype,
         generator=generator,
@@ -92,7 +97,7 @@ def invariance_error(
     x: Any,
     *,
     group: Group,
-    input_action: InputAction | None = None,
+    input_action: InputAction | tuple | None = None,
     n_samples: int = 8,
     dtype: torch.dtype | None = torch.float64,
     generator: torch.Generator | None = None,
@@ -127,7 +132,7 @@ def latent_equivariance_error(
     x: Any,
     *,
     group: Group,
-    input_action: InputAction | None = None,
+    input_action: InputAction | tuple | None = None,
     n_samples: int = 8,
     dtype: torch.dtype | None = torch.float64,
     generator: torch.Generator | None = None,
@@ -157,12 +162,59 @@ def latent_equivariance_error(
     )
 
 
+def input_action_for(group: Group, x: Any, input_action: object) -> Callable[[torch.Tensor, Any], Any]:
+    """The action on the inputs: ``group.act``, the given callable, or one action per input of a tuple.
+
+    With several inputs (``x`` a tuple, ``fn(*x)``) ``input_action`` may be a tuple with one entry per
+    input in any output-action spelling (``None``: the input does not change, ``vector_action``, an
+    ``Irreps``, ...); ``None`` for the whole tuple moves every input by ``group.act``.
+    """
+    if isinstance(input_action, tuple):
+        if not isinstance(x, tuple) or len(x) != len(input_action):
+            raise ValueError("a tuple of input actions needs a tuple of inputs of the same length")
+        actions = tuple(as_output_action(a) for a in input_action)
+        return lambda g, xs: tuple(a(g, xi) for a, xi in zip(actions, xs, strict=True))
+    if isinstance(x, tuple) and input_action is None:
+        return lambda g, xs: tuple(group.act(g, xi) for xi in xs)
+    return group.act if input_action is None else input_action
+
+
+def output_action_for(output_action: object, dtype: torch.dtype | None) -> OutputAction:
+    """One action, or a tuple of actions for a tuple of outputs (applied component by component)."""
+    if isinstance(output_action, tuple) and not callable(getattr(output_action, "D_from_matrix", None)):
+        actions = tuple(as_output_action(cast_callable(a, dtype)) for a in output_action)
+
+        def act(g: torch.Tensor, ys: Any) -> tuple:
+            if not isinstance(ys, tuple) or len(ys) != len(actions):
+                raise ValueError(
+                    f"{len(actions)} output actions for an output that is not a {len(actions)}-tuple"
+                )
+            return tuple(a(g, y) for a, y in zip(actions, ys, strict=True))
+
+        return act
+    return as_output_action(cast_callable(output_action, dtype))
+
+
+def _detach(y: Any) -> Any:
+    return tuple(_detach(part) for part in y) if isinstance(y, tuple) else y.detach()
+
+
+def _difference(a: Any, b: Any) -> Any:
+    if isinstance(a, tuple):
+        return tuple(_difference(p, q) for p, q in zip(a, b, strict=True))
+    return a - b
+
+
+def _first(x: Any) -> Any:
+    return x[0] if isinstance(x, tuple) and not hasattr(x, "_fields") else x
+
+
 def _measure(
     fn: Callable,
     x: Any,
     *,
     group: Group,
-    input_action: InputAction | None,
+    input_action: object,
     output_action: OutputAction,
     n_samples: int,
     dtype: torch.dtype | None,
@@ -174,18 +226,27 @@ def _measure(
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
     fn = cast_callable(fn, dtype)
     x = cast_input(x, dtype)
-    act = group.act if input_action is None else input_action
-    n = batch_size_of(x, batch_size)
+    act = input_action_for(group, x, input_action)
+    several = isinstance(x, tuple) and not hasattr(x, "_fields")
+
+    def call(inputs: Any) -> Any:
+        return _detach(call_in_precision(fn, tuple(inputs) if several else (inputs,), dtype))
+
+    n = batch_size_of(_first(x), batch_size)
     sample_dtype = working_dtype(x, dtype)
-    y = fn(x).detach()
-    eps = torch.finfo(y.dtype).eps if y.is_floating_point() else torch.finfo(sample_dtype).eps
-    abs_errors, rel_errors = [], []
+    y = call(x)
+    y_dtype = _first(y).dtype if isinstance(_first(y), torch.Tensor) else sample_dtype
+    eps = torch.finfo(y_dtype if y_dtype.is_floating_point else sample_dtype).eps
+    abs_errors, rel_errors, elements = [], [], []
     for _ in range(n_samples):
-        g = group.sample(n, generator=generator, dtype=sample_dtype, device=device_of(x))
-        reference = fn(act(g, x)).detach()
-        expected = output_action(g, y).detach()
-        err = item_norms(reference - expected)  # (B,)
+        g = group.sample(n, generator=generator, dtype=sample_dtype, device=device_of(_first(x)))
+        reference = call(act(g, x))
+        expected = _detach(output_action(g, y))
+        err = item_norms(_difference(reference, expected))  # (B,)
         abs_errors.append(err)
         rel_errors.append(err / (item_norms(reference) + eps))
+        elements.append(g)
     precision = reported_dtype(dtype, x, fn, output_action, y)
-    return summarise(abs_errors, rel_errors, n_samples=n_samples, dtype=precision, kind=kind)
+    return summarise(
+        abs_errors, rel_errors, n_samples=n_samples, dtype=precision, kind=kind, elements=elements
+    )

@@ -22,7 +22,12 @@ class EquivarianceReport:
         n_samples: how many group elements were drawn per item.
         dtype: the working precision: the least precise of the requested dtype and the floating
             tensors of the inputs, the modules and the outputs.
-        kind: what was measured: ``"equivariance"``, ``"invariance"`` or ``"latent equivariance"``.
+        kind: what was measured: ``"equivariance"``, ``"invariance"`` or ``"latent equivariance"``
+            (``"translation invariance"``, ``"translation equivariance"`` for translations).
+        worst_item: index in the batch of the item with the largest absolute error.
+        worst_sample: which of the ``n_samples`` draws gave it.
+        worst_g: the group element of that draw for that item as nested tuples of floats, ``d x d``
+            (for translations the vector, ``d``); ``torch.tensor(report.worst_g)`` rebuilds it.
     """
 
     abs_mean: float
@@ -32,6 +37,9 @@ class EquivarianceReport:
     n_samples: int
     dtype: torch.dtype
     kind: str = "equivariance"
+    worst_item: int | None = None
+    worst_sample: int | None = None
+    worst_g: tuple | None = None
 
     def __str__(self) -> str:
         dtype = str(self.dtype).removeprefix("torch.")
@@ -42,8 +50,11 @@ class EquivarianceReport:
         )
 
 
-def item_norms(t: torch.Tensor) -> torch.Tensor:
-    """Per-item Euclidean norms ``(B,)`` over all but the leading dimension (a 0-d tensor is one item)."""
+def item_norms(t: torch.Tensor | tuple) -> torch.Tensor:
+    """Per-item Euclidean norms ``(B,)`` over all but the leading dimension (a 0-d tensor is one item);
+    for a tuple of outputs, the norm over all of them together."""
+    if isinstance(t, tuple):
+        return torch.stack([item_norms(part).double() for part in t]).pow(2).sum(dim=0).sqrt()
     if t.dim() == 0:
         return t.abs().reshape(1)
     return t.reshape(t.shape[0], -1).norm(dim=1)
@@ -56,10 +67,14 @@ def summarise(
     n_samples: int,
     dtype: torch.dtype,
     kind: str,
+    elements: list[torch.Tensor] | None = None,
 ) -> EquivarianceReport:
-    """Collect per-sample ``(B,)`` error tensors into a report."""
+    """Collect per-sample ``(B,)`` error tensors (and the ``(B, ...)`` elements drawn) into a report."""
     a = torch.cat(abs_errors).double()
     r = torch.cat(rel_errors).double()
+    worst = int(a.argmax())
+    sample, item = divmod(worst, abs_errors[0].numel())
+    worst_g = None if elements is None else _nested(elements[sample][item].detach().double().tolist())
     return EquivarianceReport(
         abs_mean=a.mean().item(),
         abs_max=a.max().item(),
@@ -68,4 +83,11 @@ def summarise(
         n_samples=n_samples,
         dtype=dtype,
         kind=kind,
+        worst_item=item,
+        worst_sample=sample,
+        worst_g=worst_g,
     )
+
+
+def _nested(values: list | float) -> tuple | float:
+    return tuple(_nested(v) for v in values) if isinstance(values, list) else values

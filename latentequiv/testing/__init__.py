@@ -20,13 +20,26 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._assertions import Tolerance, assert_equivariant, assert_invariant, default_tolerance
+    from ._assertions import (
+        Tolerance,
+        assert_equivariant,
+        assert_invariant,
+        assert_translation_equivariant,
+        assert_translation_invariant,
+        default_tolerance,
+    )
+    from ._settings import EquivarianceSettings, current_settings, equivariance_settings
     from ._strategies import embeddings, group_elements, point_clouds, rotations
 
 _HOME = {
     "Tolerance": "._assertions",
     "assert_equivariant": "._assertions",
     "assert_invariant": "._assertions",
+    "assert_translation_equivariant": "._assertions",
+    "assert_translation_invariant": "._assertions",
+    "EquivarianceSettings": "._settings",
+    "current_settings": "._settings",
+    "equivariance_settings": "._settings",
     "default_tolerance": "._assertions",
     "embeddings": "._strategies",
     "group_elements": "._strategies",
@@ -35,11 +48,16 @@ _HOME = {
 }
 
 __all__ = [
+    "EquivarianceSettings",
     "Tolerance",
     "assert_equivariant",
     "assert_invariant",
+    "assert_translation_equivariant",
+    "assert_translation_invariant",
+    "current_settings",
     "default_tolerance",
     "embeddings",
+    "equivariance_settings",
     "group_elements",
     "point_clouds",
     "rotations",
