@@ -29,7 +29,14 @@ if TYPE_CHECKING:
         default_tolerance,
     )
     from ._settings import EquivarianceSettings, current_settings, equivariance_settings
-    from ._strategies import embeddings, group_elements, point_clouds, rotations
+    from ._strategies import (
+        embeddings,
+        group_elements,
+        point_clouds,
+        rotations,
+        seeded_gaussian,
+        seeded_group_elements,
+    )
 
 _HOME = {
     "Tolerance": "._assertions",
@@ -45,6 +52,8 @@ _HOME = {
     "group_elements": "._strategies",
     "point_clouds": "._strategies",
     "rotations": "._strategies",
+    "seeded_gaussian": "._strategies",
+    "seeded_group_elements": "._strategies",
 }
 
 __all__ = [
@@ -61,6 +70,8 @@ __all__ = [
     "group_elements",
     "point_clouds",
     "rotations",
+    "seeded_gaussian",
+    "seeded_group_elements",
 ]
 
 

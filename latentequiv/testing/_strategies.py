@@ -2,6 +2,9 @@
 
 Random values come from a torch generator seeded by an integer that hypothesis draws, so examples
 are reproducible and shrink towards seed 0 (and towards small sizes); sampling stays exactly Haar.
+Values are built by the public functions :func:`seeded_gaussian` and :func:`seeded_group_elements`,
+so hypothesis reports a falsifying example as a call you can paste, e.g.
+``x=seeded_gaussian(shape=(1, 26, 3), seed=0, scale=1.0, dtype=torch.float64)``.
 Options are keyword-only and validated when the strategy is built, raising ``InvalidArgument`` like
 hypothesis's own strategies.
 """
@@ -35,7 +38,9 @@ def group_elements(
         raise InvalidArgument(f"group must be a latentequiv Group, got {group!r}")
     _check_count("batch_size", batch_size)
     _check_dtype(dtype)
-    return _SEEDS.map(lambda seed: group.sample(batch_size, generator=_generator(seed), dtype=dtype))
+    return st.builds(
+        seeded_group_elements, st.just(group), st.just(batch_size), seed=_SEEDS, dtype=st.just(dtype)
+    )
 
 
 def rotations(*, batch_size: int = 1, dtype: torch.dtype = torch.float64) -> st.SearchStrategy[torch.Tensor]:
@@ -87,9 +92,8 @@ def point_clouds(
     _check_scale(scale)
     _check_dtype(dtype)
     sizes = st.integers(min_value=min_points, max_value=max_points)
-    return st.tuples(sizes, _SEEDS).map(
-        lambda t: _gaussian((batch_size, t[0], dim), seed=t[1], scale=scale, dtype=dtype)
-    )
+    shapes = st.tuples(st.just(batch_size), sizes, st.just(dim))
+    return st.builds(seeded_gaussian, shape=shapes, seed=_SEEDS, scale=st.just(scale), dtype=st.just(dtype))
 
 
 def embeddings(
@@ -117,15 +121,34 @@ def embeddings(
     _check_scale(scale)
     _check_dtype(dtype)
     shape = (batch_size, dim) if tokens is None else (batch_size, tokens, dim)
-    return _SEEDS.map(lambda seed: _gaussian(shape, seed=seed, scale=scale, dtype=dtype))
+    return st.builds(
+        seeded_gaussian, shape=st.just(shape), seed=_SEEDS, scale=st.just(scale), dtype=st.just(dtype)
+    )
+
+
+def seeded_gaussian(
+    shape: tuple[int, ...], *, seed: int, scale: float = 1.0, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """The tensor the strategies draw for ``seed``: ``scale`` times standard normal values, made in
+    float64 and then cast (so a seed gives the same values in every dtype).
+
+    Example:
+        >>> torch.equal(seeded_gaussian((2, 3), seed=4), seeded_gaussian((2, 3), seed=4))
+        True
+    """
+    return scale * torch.randn(shape, generator=_generator(seed), dtype=torch.float64).to(dtype)
+
+
+def seeded_group_elements(
+    group: Group, n: int, *, seed: int, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """The ``(n, d, d)`` elements the strategies draw for ``seed``: ``group.sample`` with a generator
+    seeded by it."""
+    return group.sample(n, generator=_generator(seed), dtype=dtype)
 
 
 def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def _gaussian(shape: tuple[int, ...], *, seed: int, scale: float, dtype: torch.dtype) -> torch.Tensor:
-    return scale * torch.randn(shape, generator=_generator(seed), dtype=torch.float64).to(dtype)
 
 
 def _check_count(name: str, value: object) -> None:

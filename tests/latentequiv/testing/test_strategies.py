@@ -6,7 +6,7 @@ from hypothesis import find, given, settings
 from hypothesis.errors import InvalidArgument
 
 from latentequiv.groups import O3, SO3, Group
-from latentequiv.testing import embeddings, group_elements, point_clouds, rotations
+from latentequiv.testing import embeddings, group_elements, point_clouds, rotations, seeded_gaussian
 
 FAST = settings(max_examples=20, deadline=None)
 
@@ -100,3 +100,20 @@ def test_options_are_keyword_only():
         rotations(2)  # noqa
     with pytest.raises(TypeError):
         point_clouds(1, 4)  # noqa
+
+
+def test_falsifying_examples_print_as_calls_to_paste():
+    """Hypothesis reports the shrunk example as a public call (it used to be a private lambda)."""
+
+    @settings(max_examples=20, deadline=None, database=None)
+    @given(point_clouds(min_points=2, max_points=9), rotations())
+    def fails(x, g):
+        assert x.shape[1] < 3
+
+    with pytest.raises(AssertionError) as info:
+        fails()
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "x=seeded_gaussian(" in notes and "shape=(1, 3, 3)" in notes
+    assert "g=seeded_group_elements(" in notes
+    x = seeded_gaussian(shape=(1, 3, 3), seed=0, scale=1.0, dtype=torch.float64)
+    assert torch.equal(x, find(point_clouds(min_points=3, max_points=3), lambda x: True))
