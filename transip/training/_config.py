@@ -46,12 +46,15 @@ class DataConfig:
 
 #: the default run's model, "demo": the ``"tiny"`` preset widened for the CPU demo run (about 2
 #: minutes on one core); named here since it is not one of the model's presets
-DEMO_PRESET, DEMO_OVERRIDES = "tiny", (  # sorted by name, as a merged section keeps them
-    ("angular_channels", 16),
-    ("d_model", 96),
-    ("n_layers", 3),
-    ("neighbour_channels", 16),
-    ("num_rbf", 32),
+DEMO_PRESET, DEMO_OVERRIDES = (
+    "tiny",
+    (  # sorted by name, as a merged section keeps them
+        ("angular_channels", 16),
+        ("d_model", 96),
+        ("n_layers", 3),
+        ("neighbour_channels", 16),
+        ("num_rbf", 32),
+    ),
 )
 
 

@@ -19,7 +19,6 @@ forces runs on the copy) while the latent term still compares ``tau(R, f(x))`` w
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -104,7 +103,9 @@ def compute_objective(
     if not 0.0 < latent_fraction <= 1.0:
         raise ValueError(f"latent_fraction must be in (0, 1], got {latent_fraction}")
     if augment and latent_fraction < 1.0:
-        raise ValueError("latent_fraction < 1 does not combine with augment: the task needs every rotated molecule")
+        raise ValueError(
+            "latent_fraction < 1 does not combine with augment: the task needs every rotated molecule"
+        )
     want_forces = batch.forces is not None and FORCES in needs
     if ROTATED in needs:
         m = max(1, math.ceil(latent_fraction * batch.num_molecules))

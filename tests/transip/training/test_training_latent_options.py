@@ -172,7 +172,9 @@ def test_latent_fraction_measures_the_latent_term_on_the_first_molecules_only(ba
     model, tau, R = _model(), _tau(), _rotations(batch.num_molecules, seed=4)
     terms = [*TASK, LatentTerm(5.0, latent_equivariance_loss, target)]
     whole = compute_objective(model, batch, R, terms=terms, tau=tau, latent_pass=latent_pass)
-    part = compute_objective(model, batch, R, terms=terms, tau=tau, latent_pass=latent_pass, latent_fraction=0.5)
+    part = compute_objective(
+        model, batch, R, terms=terms, tau=tau, latent_pass=latent_pass, latent_fraction=0.5
+    )
     m = 3  # ceil(0.5 * 5)
     alone = compute_objective(model, batch.head(m), R[:m], terms=terms, tau=tau, latent_pass=latent_pass)
     torch.testing.assert_close(part["equivariance"], alone["equivariance"], rtol=1e-4, atol=1e-7)
