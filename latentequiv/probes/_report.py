@@ -24,10 +24,12 @@ class EquivarianceReport:
             tensors of the inputs, the modules and the outputs.
         kind: what was measured: ``"equivariance"``, ``"invariance"`` or ``"latent equivariance"``
             (``"translation invariance"``, ``"translation equivariance"`` for translations).
-        worst_item: index in the batch of the item with the largest absolute error.
+        worst_item: index in the batch of the item with the largest absolute error (the row of the
+            output's leading dimension, for packed outputs whose rows are not the inputs).
         worst_sample: which of the ``n_samples`` draws gave it.
         worst_g: the group element of that draw for that item as nested tuples of floats, ``d x d``
             (for translations the vector, ``d``); ``torch.tensor(report.worst_g)`` rebuilds it.
+            ``None`` when the output's rows are not the batch's items (packed outputs).
     """
 
     abs_mean: float
@@ -74,7 +76,9 @@ def summarise(
     r = torch.cat(rel_errors).double()
     worst = int(a.argmax())
     sample, item = divmod(worst, abs_errors[0].numel())
-    worst_g = None if elements is None else _nested(elements[sample][item].detach().double().tolist())
+    worst_g = None
+    if elements is not None and elements[sample].shape[0] == abs_errors[sample].numel():
+        worst_g = _nested(elements[sample][item].detach().double().tolist())
     return EquivarianceReport(
         abs_mean=a.mean().item(),
         abs_max=a.max().item(),

@@ -214,3 +214,12 @@ def test_seeded_generator_makes_probes_reproducible():
 def test_zero_samples_is_an_argument_error():
     with pytest.raises(ValueError, match="n_samples"):
         invariance_error(first_coordinate, torch.zeros(1, 2, 3), group=SO3(), n_samples=0)
+
+
+def test_worst_element_is_reported_and_packed_outputs_do_not_break_it():
+    x = torch.randn(3, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    report = invariance_error(first_coordinate, x, group=SO3(), n_samples=3)
+    assert 0 <= report.worst_item < 3 and 0 <= report.worst_sample < 3
+    assert torch.tensor(report.worst_g).shape == (3, 3)
+    packed = invariance_error(lambda p: p.reshape(-1, 3), x, group=SO3(), n_samples=3)  # 12 rows, 3 inputs
+    assert 0 <= packed.worst_item < 12 and packed.worst_g is None
