@@ -337,11 +337,11 @@ def load_records(budget: float | None = None) -> list[dict]:
     return [r for r in records if budget is None or r["budget_seconds"] == budget]
 
 
-def _cell(values: list[float]) -> str:
+def _cell(values: list[float], fmt: str = "{:.1f}") -> str:
     if not values:
         return "—"
-    mean = float(np.mean(values))
-    return f"{mean:.1f} ± {float(np.std(values)):.1f}" if len(values) > 1 else f"{mean:.1f}"
+    mean, std = float(np.mean(values)), float(np.std(values))
+    return f"{fmt.format(mean)} ± {fmt.format(std)}" if len(values) > 1 else fmt.format(mean)
 
 
 def _label(r: dict) -> str:
@@ -358,9 +358,10 @@ def accuracy_tables(records: list[dict], on: str) -> str:
         for name in sets:
             lines += [
                 f"\n**{dataset}, {size} training structures, {budget:g} CPU s, {name}** "
-                "(energy meV, forces meV/Å; mean ± std over seeds)\n",
-                "| model | seeds | E MAE | E RMSE | F MAE | F RMSE |",
-                "|---|---|---|---|---|---|",
+                "(energy meV, forces meV/Å; mean ± std over seeds; steps and CPU ms per step of the "
+                "training runs; train F MAE: on the run's own training subset, where recorded)\n",
+                "| model | seeds | E MAE | E RMSE | F MAE | F RMSE | steps | ms/step | train F MAE |",
+                "|---|---|---|---|---|---|---|---|---|",
             ]
             for label in sorted({_label(r) for r in rs}):
                 mine = [r for r in rs if _label(r) == label]
@@ -369,6 +370,11 @@ def accuracy_tables(records: list[dict], on: str) -> str:
                     _cell([m[k] for m in ms if k in m])
                     for k in ("energy_mae", "energy_rmse", "force_mae", "force_rmse")
                 ]
+                cells.append(_cell([r["steps"] for r in mine if r.get("steps")], "{:.0f}"))
+                timed = [r for r in mine if r.get("steps")]
+                cells.append(_cell([1000 * r["cpu_seconds_used"] / r["steps"] for r in timed]))
+                fitted = [r["train"] for r in mine if "force_mae" in r.get("train", {})]
+                cells.append(_cell([m["force_mae"] for m in fitted]))
                 lines.append(f"| {label} | {len(mine)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
