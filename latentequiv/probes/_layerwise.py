@@ -5,8 +5,10 @@ compares the layer's output on the rotated input, ``h_l(g . x)``, with its outpu
 
 * invariance: ``|| h_l(g . x) - h_l(x) || / || h_l(g . x) ||`` per item;
 * Procrustes: rows of ``h_l(x)`` and ``h_l(g . x)`` (all leading dimensions flattened, the last one
-  kept) are related by the best orthogonal map ``Q``; the relative residual is 0 when the layer
-  transforms by *some* orthogonal representation, learned or not.
+  kept) are related by the best orthogonal map and by the best linear map, fitted on the subspace
+  the rows of ``h_l(x)`` span (:func:`latentequiv.procrustes.fit_embedding_maps`, the fit of
+  ``fit_latent_action``); the relative residual is 0 when the layer transforms by *some* orthogonal
+  (or linear) representation, learned or not.
 
 This tells which layers of a network are invariant, which are equivariant in some basis, and where
 the symmetry is lost.
@@ -14,6 +16,7 @@ the symmetry is lost.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +33,7 @@ from .._precision import (
     working_dtype,
 )
 from ..groups import Group
-from ..procrustes import procrustes
+from ..procrustes import DiagnosticWarning, fit_embedding_maps
 from ._report import item_norms
 
 
@@ -42,10 +45,14 @@ class LayerEquivariance:
         name: qualified module name (``"#k"`` appended for the k-th extra call of a reused module).
         shape: output shape on the unrotated input.
         invariance: mean relative invariance error over items and samples.
-        procrustes: mean relative residual of the best orthogonal map; ``nan`` when there are fewer
-            rows than features (any map would fit).
-        n_rows: rows used by the Procrustes fit (all leading dimensions of the output).
+        procrustes: mean relative residual of the best orthogonal map on the subspace the rows span
+            (what the moved rows have outside it counts as residual).
+        n_rows: rows used by the fit (all leading dimensions of the output).
         width: feature dimension (the last one).
+        linear: mean relative residual of the best linear map on the same subspace.
+        rank: dimension of that subspace (0 for an all-zero output, whose residuals are 0 when the
+            moved output is zero too and 1 otherwise). With fewer than ``2 rank`` rows even an
+            unrelated map fits closely: the probe then warns (:class:`DiagnosticWarning`).
     """
 
     name: str
@@ -54,11 +61,13 @@ class LayerEquivariance:
     procrustes: float
     n_rows: int
     width: int
+    linear: float = float("nan")
+    rank: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.name:<32} {str(self.shape):<18} invariance {self.invariance:.3e}  "
-            f"procrustes {self.procrustes:.3e}"
+            f"procrustes {self.procrustes:.3e}  linear {self.linear:.3e}  rank {self.rank}/{self.width}"
         )
 
 
@@ -116,7 +125,8 @@ def layerwise_equivariance(
         batch_size: ``B`` when it cannot be read from ``x``.
 
     Returns:
-        A :class:`LayerwiseReport` with one entry per layer call, in forward order.
+        A :class:`LayerwiseReport` with one entry per layer call, in forward order. Layers with fewer
+        than ``2 r`` rows for a rank-``r`` output are named in one :class:`DiagnosticWarning`.
 
     Example:
         >>> from latentequiv.groups import SO3
@@ -134,7 +144,7 @@ def layerwise_equivariance(
     names = None if modules is None else set(modules)
     base = _record(model, x, names)
     inv: dict[str, list[torch.Tensor]] = {name: [] for name in base}
-    fits: dict[str, list[float]] = {name: [] for name in base}
+    pairs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {name: [] for name in base}  # (g, h_g)
     for _ in range(n_samples):
         g = group.sample(1, generator=generator, dtype=working_dtype(x, dtype), device=device_of(x))
         moved = _record(model, act(g.expand(n, -1, -1), x), names)
@@ -144,26 +154,50 @@ def layerwise_equivariance(
                 continue
             err = item_norms(h_g - h)
             inv[name].append(err / (item_norms(h_g) + torch.finfo(h.dtype).eps))
-            rows, rows_g = _rows(h), _rows(h_g)  # (M, C)
-            enough = rows.shape[0] >= rows.shape[1]
-            fits[name].append(procrustes(rows, rows_g).rel_residual.item() if enough else float("nan"))
-    layers = []
+            pairs[name].append((g[0], _rows(h_g)))
+    layers, weak = [], []
     for name, h in base.items():
         if not inv[name]:
             continue
-        flat = _rows(h)
+        rows = _rows(h)  # (M, C)
+        orthogonal, linear, rank = _fit_layer(rows, pairs[name])
+        if rows.shape[0] < 2 * rank:
+            weak.append(f"{name} ({rows.shape[0]} rows, rank {rank})")
         layers.append(
             LayerEquivariance(
                 name=name,
                 shape=tuple(h.shape),
                 invariance=torch.cat(inv[name]).double().mean().item(),
-                procrustes=sum(fits[name]) / len(fits[name]),
-                n_rows=flat.shape[0],
-                width=flat.shape[1],
+                procrustes=orthogonal,
+                n_rows=rows.shape[0],
+                width=rows.shape[1],
+                linear=linear,
+                rank=rank,
             )
+        )
+    if weak:
+        warnings.warn(
+            "fewer than 2 rows per dimension of the output's span, where even an unrelated map fits "
+            f"closely (pass more inputs): {', '.join(weak)}",
+            DiagnosticWarning,
+            stacklevel=2,
         )
     precision = reported_dtype(dtype, x, model)
     return LayerwiseReport(layers=tuple(layers), n_samples=n_samples, dtype=precision)
+
+
+def _fit_layer(
+    rows: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor]]
+) -> tuple[float, float, int]:
+    """Mean orthogonal and linear relative residuals of ``rows -> rows_g`` on span(rows), and its rank."""
+    g = torch.stack([element for element, _ in pairs])  # (K, d, d)
+    moved = [rows_g for _, rows_g in pairs]  # K x (M, C)
+    if rows.abs().max() == 0:  # nothing to fit: equivariant only if the moved output is zero too
+        residual = sum(float(m.abs().max() > 0) for m in moved) / len(moved)
+        return residual, residual, 0
+    fit = fit_embedding_maps(rows, moved, g, warn=False)
+    orthogonal = fit.rel_residual.double().mean().item()
+    return orthogonal, fit.linear_rel_residual.double().mean().item(), fit.rank
 
 
 def _rows(h: torch.Tensor) -> torch.Tensor:

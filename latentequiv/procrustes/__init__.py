@@ -1,8 +1,9 @@
 """Procrustes diagnostics: best orthogonal maps between embeddings and what they say about the action.
 
 ``procrustes`` solves the orthogonal Procrustes problem; ``fit_latent_action`` fits the map an encoder's
-embeddings undergo for each group element; ``representation_consistency`` checks that those maps
-compose like the group; ``estimate_irreps`` reads SO(3) irrep multiplicities off their characters.
+embeddings undergo for each group element (``fit_embedding_maps``: the same fit on embeddings already
+computed); ``representation_consistency`` checks that those maps compose like the group;
+``estimate_irreps`` reads SO(3) irrep multiplicities off their characters.
 """
 
 from ._irreps import IrrepsEstimate, estimate_irreps, rotation_angle, so3_characters
@@ -10,6 +11,7 @@ from ._latent_action import (
     ConsistencyReport,
     DiagnosticWarning,
     LatentActionFit,
+    fit_embedding_maps,
     fit_latent_action,
     representation_consistency,
 )
@@ -22,6 +24,7 @@ __all__ = [
     "LatentActionFit",
     "ProcrustesFit",
     "estimate_irreps",
+    "fit_embedding_maps",
     "fit_latent_action",
     "procrustes",
     "representation_consistency",

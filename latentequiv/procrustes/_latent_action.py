@@ -11,7 +11,7 @@ basis, the same holds for the linear map):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,13 +161,60 @@ def fit_latent_action(
     act = Group.act if input_action is None else input_action
     n = batch_size_of(x, batch_size)
     z = encoder(x).detach()
+    moved = (encoder(act(gk.expand(n, -1, -1), x)).detach() for gk in g)  # one at a time
+    fit = _fit(z, moved, g, rank, rank_tol)
+    _warn_if_weak(fit.n_rows, fit.width, fit.rank)
+    return fit
+
+
+def fit_embedding_maps(
+    z: torch.Tensor,
+    z_g: torch.Tensor | Iterable[torch.Tensor],
+    g: torch.Tensor,
+    *,
+    rank: int | None = None,
+    rank_tol: float = 1e-4,
+    warn: bool = True,
+) -> LatentActionFit:
+    """The fits of :func:`fit_latent_action` on embeddings already computed: ``z`` and each ``z_g[k]``.
+
+    The same orthogonal and linear fits, on the subspace spanned by the rows of ``z``, for callers
+    that hold the embeddings (hooked layer outputs, cached features) rather than an encoder.
+
+    Args:
+        z: ``(..., D)`` embeddings of the inputs; every leading index is one row.
+        z_g: ``(K, ..., D)`` embeddings of the inputs moved by ``g[k]`` (or an iterable of ``K``
+            tensors shaped like ``z``).
+        g: ``(K, d, d)`` the group elements (stored in the fit).
+        rank: the subspace dimension to use; default from ``rank_tol``.
+        rank_tol: relative singular-value threshold for the subspace, as in :func:`fit_latent_action`.
+        warn: warn (:class:`DiagnosticWarning`) on rank deficiency and on fewer than ``2 r`` rows.
+
+    Returns:
+        A :class:`LatentActionFit`.
+
+    Example:
+        >>> z = torch.randn(16, 3, dtype=torch.float64)
+        >>> g = torch.linalg.qr(torch.randn(2, 3, 3, dtype=torch.float64))[0]
+        >>> fit = fit_embedding_maps(z, z @ g.transpose(-1, -2), g)  # rows map by z -> g z
+        >>> torch.allclose(fit.action, g)
+        True
+    """
+    fit = _fit(z.detach(), (m.detach() for m in z_g), g, rank, rank_tol)
+    if warn:
+        _warn_if_weak(fit.n_rows, fit.width, fit.rank)
+    return fit
+
+
+def _fit(
+    z: torch.Tensor, moved: Iterable[torch.Tensor], g: torch.Tensor, rank: int | None, rank_tol: float
+) -> LatentActionFit:
+    """Orthogonal and linear maps from the rows of ``z`` to those of each ``moved`` tensor, on span(z)."""
     rows = z.reshape(-1, z.shape[-1])  # (M, D)
     basis = _span(rows, rank, rank_tol)  # (D, r)
-    _warn_if_weak(rows.shape[0], rows.shape[1], basis.shape[1])
     a = rows @ basis  # (M, r): coordinates on the subspace
     actions, residuals, linear_actions, linear_residuals = [], [], [], []
-    for gk in g:
-        z_g = encoder(act(gk.expand(n, -1, -1), x)).detach()
+    for z_g in moved:
         b_full = z_g.reshape(-1, z_g.shape[-1])  # (M, D)
         b = b_full @ basis
         scale = b_full.norm() + torch.finfo(b.dtype).eps
