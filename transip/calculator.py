@@ -10,6 +10,12 @@ non-finite positions, two atoms at one place, more atoms than the model's contex
 spin outside the model's ranges raise :class:`~transip.data.DataError`; elements the model was
 not trained on, a spin multiplicity whose parity contradicts the electron count and atoms closer
 than 0.1 Å give a warning (once per calculator and kind).
+
+``symmetry`` symmetrises each call (:mod:`transip.symmetrize`): ``"random"`` (a fresh Haar rotation
+per call), ``"average:K"`` (the mean over K rotations) or ``"frames"`` (exact frame averaging, 4
+passes). With two or more orientations the results also hold ``energy_spread`` (eV, the standard
+deviation of the per-orientation energies) and ``force_spread`` (``(N,)`` eV/Å, per atom): a free
+uncertainty estimate.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from .applicability import InputCheck
 from .checkpoint import load_model
 from .data import Batch, molecule_from_atoms, validate_molecule
 from .model import TransIP
+from .symmetrize import Symmetry, symmetric_predict
 
 __all__ = ["TransIPCalculator"]
 
@@ -39,6 +46,10 @@ class TransIPCalculator(Calculator):
         compile: run the model's Transformer blocks through :func:`torch.compile`
             (:meth:`~transip.model.TransIP.compile_blocks`). Off by default: on CPU it was slower
             than eager and the first call compiled for 17 s (``docs/performance.md``).
+        symmetry: ``"none"`` (default), ``"random"``, ``"average:K"`` or ``"frames"``
+            (:class:`transip.symmetrize.Symmetry`; cost and effect in ``docs/transip/symmetry.md``).
+        seed: seed of the rotations of ``"random"`` and ``"average:K"`` (``None``: torch's global
+            random state).
 
     A model passed in is used as is: like ``nn.Module.to`` it is moved to ``device`` and ``dtype``
     in place and put in eval mode. Pass ``copy.deepcopy(model)`` to leave the original untouched.
@@ -52,7 +63,7 @@ class TransIPCalculator(Calculator):
         (3, 3)
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties = ["energy", "free_energy", "forces", "energy_spread", "force_spread"]
 
     def __init__(
         self,
@@ -60,6 +71,8 @@ class TransIPCalculator(Calculator):
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         compile: bool = False,
+        symmetry: str | Symmetry = "none",
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -71,6 +84,8 @@ class TransIPCalculator(Calculator):
         self.dtype = dtype
         self._state: tuple[int, int] | None = None
         self._check = InputCheck(self.model, who="TransIPCalculator")
+        self.symmetry = Symmetry.parse(symmetry)
+        self._generator = None if seed is None else torch.Generator().manual_seed(seed)
 
     def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
         changes = super().check_state(atoms, tol)
@@ -88,13 +103,17 @@ class TransIPCalculator(Calculator):
         validate_molecule(molecule, where=where, max_z=self.model.config.max_z, min_distance=None)
         self._check(molecule, where=where)
         batch = Batch.from_molecules([molecule], dtype=self.dtype).to(self.device)
-        out = self.model(batch, compute_forces=True)  # always: MD asks for both, one pass is cheaper
+        # forces always: MD asks for both, one pass is cheaper
+        out = symmetric_predict(self.model, batch, self.symmetry, generator=self._generator)
         energy = float(out.energy[0])
         self.results = {
             "energy": energy,
             "free_energy": energy,
-            "forces": out.forces.detach().cpu().numpy().astype(np.float64),
+            "forces": out.forces.cpu().numpy().astype(np.float64),
         }
+        if out.energy_spread is not None:
+            self.results["energy_spread"] = float(out.energy_spread[0])
+            self.results["force_spread"] = out.force_spread.cpu().numpy().astype(np.float64)
 
 
 def _raw_charge_spin(atoms) -> tuple:

@@ -37,6 +37,30 @@ def add_device_options(p: argparse.ArgumentParser, *, default_dtype: str = "floa
     p.add_argument("--max-atoms", type=int, default=1024, help="atoms per inference batch (default: 1024)")
 
 
+def add_symmetry_option(p: argparse.ArgumentParser, *, seed: bool = True) -> None:
+    """``--symmetry`` (and ``--seed`` of its rotations): :class:`transip.symmetrize.Symmetry`."""
+    p.add_argument(
+        "--symmetry",
+        type=_symmetry,
+        default="none",
+        metavar="MODE",
+        help="none (default), random (a fresh rotation per call), average:K (mean over K rotations) "
+        "or frames (exact, 4 principal-axes frames); with 2+ orientations the rotation spread is "
+        "reported too",
+    )
+    if seed:
+        p.add_argument("--seed", type=int, default=0, help="seed of the random rotations (default: 0)")
+
+
+def _symmetry(spec: str) -> str:
+    """Checked here without importing torch (``transip --help`` stays fast)."""
+    import re
+
+    if spec in ("none", "random", "frames") or (re.fullmatch(r"average:\d+", spec) and int(spec[8:]) >= 1):
+        return spec
+    raise argparse.ArgumentTypeError(f"{spec!r}: choose none, random, average:K (K >= 1) or frames")
+
+
 def read(spec: str, args: argparse.Namespace, trained: Trained | None = None):
     """Read a dataset given on the command line (a path or ``bundled:<name>``).
 

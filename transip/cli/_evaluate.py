@@ -8,6 +8,7 @@ from ._common import (
     add_data_options,
     add_device_options,
     add_overwrite_option,
+    add_symmetry_option,
     check_output,
     open_checkpoint,
     read,
@@ -33,6 +34,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--no-forces", action="store_true", help="energies only (faster)")
     p.add_argument("--json", metavar="PATH", help="also write all metrics as JSON")
+    add_symmetry_option(p)
     add_overwrite_option(p)
     add_data_options(p)
     add_device_options(p)
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_output(args.json, args, "JSON report")
     trained = open_checkpoint(args)
-    rows, payload = {}, {}
+    rows, payload, notes = {}, {}, []
     for spec in args.data:
         dataset = read(spec, args, trained)
         report = evaluate(
@@ -56,13 +58,32 @@ def run(args: argparse.Namespace) -> int:
             compute_forces=not args.no_forces,
             device=trained.device,
             dtype=trained.dtype,
+            symmetry=args.symmetry,
+            seed=args.seed,
         )
         rows[spec] = report.overall
         if args.group_by != "none" and len(report.subsets) > 1:
             rows.update({f"  {k}": v for k, v in report.subsets.items()})
         payload[spec] = report.as_dict()
+        if report.uncertainty is not None:
+            notes.append(_uncertainty_line(spec, report.uncertainty))
     print(format_table(rows, rmse=True))
+    for line in notes:
+        print(line)
     if args.json:
         write_json(args.json, {"checkpoint": args.checkpoint, "results": payload})
         print(f"written: {args.json}")
     return 0
+
+
+def _uncertainty_line(spec: str, u) -> str:
+    def r(v) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
+
+    line = f"{spec}: rotation spread vs error, Spearman: energy {r(u.energy_spearman)}"
+    line += f" ({u.n_structures} structures)"
+    if u.force_spread_mean is not None:
+        line += (
+            f", forces {r(u.force_spearman_atoms)} per atom, {r(u.force_spearman_structures)} per structure"
+        )
+    return line

@@ -15,6 +15,7 @@ from ._common import (
     UsageError,
     add_data_options,
     add_overwrite_option,
+    add_symmetry_option,
     check_output,
     open_checkpoint,
     read,
@@ -43,7 +44,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs (default: 0.01)")
     p.add_argument("--interval", type=int, default=10, help="write every INTERVAL steps (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the velocities and the thermostat")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the velocities, the thermostat and --symmetry's rotations",
+    )
+    add_symmetry_option(p, seed=False)
     p.add_argument("--device", default="cpu", help="default: cpu")
     p.add_argument(
         "--dtype",
@@ -87,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
             "(a lone atom has no forces and no temperature)"
         )
     atoms = molecule_to_atoms(structures[0])
-    atoms.calc = TransIPCalculator(trained.model, device=trained.device, dtype=trained.dtype)
+    atoms.calc = TransIPCalculator(
+        trained.model, device=trained.device, dtype=trained.dtype, symmetry=args.symmetry, seed=args.seed
+    )
     rng = np.random.default_rng(args.seed)
     _thermalize(atoms, args.temperature, rng)
     Stationary(atoms)

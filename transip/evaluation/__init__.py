@@ -30,6 +30,7 @@ from ._plots import plot_learning_curves, plot_parity
 from ._predict import write_predictions
 from ._sums import NamedSums
 from ._table import format_equivariance, format_table
+from ._uncertainty import SpreadRanking, spearman, spread_ranking
 
 __all__ = [
     "ROTATION_STATISTICS",
@@ -40,6 +41,7 @@ __all__ = [
     "Metrics",
     "NamedSums",
     "Predictions",
+    "SpreadRanking",
     "empty_statistics",
     "energy_mae",
     "energy_per_atom_mae",
@@ -54,6 +56,8 @@ __all__ = [
     "plot_learning_curves",
     "plot_parity",
     "rotation_statistics",
+    "spearman",
+    "spread_ranking",
     "subset_key",
     "summarise_statistics",
     "write_predictions",

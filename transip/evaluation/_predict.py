@@ -16,6 +16,9 @@ from ._evaluate import evaluate
 #: where the reference labels of the input (if any) are kept in the written file
 REFERENCE_ENERGY_KEY = "ref_energy"
 REFERENCE_FORCES_KEY = "ref_forces"
+#: where the rotation spread goes (``--symmetry average:K`` or ``frames``)
+ENERGY_SPREAD_KEY = "energy_spread"
+FORCE_SPREAD_KEY = "force_spread"
 
 
 def write_predictions(
@@ -27,6 +30,8 @@ def write_predictions(
     max_atoms: int = 1024,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    symmetry: str = "none",
+    seed: int = 0,
 ) -> Path:
     """Predict every structure of ``dataset`` and write them to ``path`` as extended XYZ.
 
@@ -35,14 +40,15 @@ def write_predictions(
     prediction), the input's labels, when present, as ``info["ref_energy"]`` and
     ``arrays["ref_forces"]``, and charge, spin, source and data_id in ``info``. The file is written
     to a temporary name in the same folder and moved into place, so a crash never leaves a partial
-    file.
+    file. With a ``symmetry`` of two or more orientations each frame also carries the rotation
+    spread: ``info["energy_spread"]`` (eV) and ``arrays["force_spread"]`` (eV/Å, per atom).
 
     Args:
         model: a TransIP model.
         dataset: any molecule dataset (e.g. from :func:`transip.data.read_dataset`).
         path: the output file.
         compute_forces: also predict forces.
-        max_atoms, device, dtype: as for :func:`transip.evaluation.evaluate`.
+        max_atoms, device, dtype, symmetry, seed: as for :func:`transip.evaluation.evaluate`.
 
     Returns:
         The path written.
@@ -59,6 +65,8 @@ def write_predictions(
         device=device,
         dtype=dtype,
         keep_predictions=True,
+        symmetry=symmetry,
+        seed=seed,
     )
     pred = report.predictions
     offsets = np.concatenate([[0], np.cumsum(pred.num_atoms)])
@@ -71,6 +79,10 @@ def write_predictions(
             atoms.info[REFERENCE_ENERGY_KEY] = float(mol.energy)
         if mol.forces is not None:
             atoms.arrays[REFERENCE_FORCES_KEY] = mol.forces.copy()
+        if pred.energy_spread is not None:
+            atoms.info[ENERGY_SPREAD_KEY] = float(pred.energy_spread[i])
+        if pred.force_spread is not None:
+            atoms.arrays[FORCE_SPREAD_KEY] = pred.force_spread[offsets[i] : offsets[i + 1]].copy()
         results = {"energy": float(pred.energy[i])}
         if pred.forces is not None:
             results["forces"] = pred.forces[offsets[i] : offsets[i + 1]]
