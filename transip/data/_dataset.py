@@ -64,6 +64,8 @@ class ReadOptions:
         max_atoms: largest allowed molecule (the model's context), ``None`` for no limit.
         allowed_numbers: elements the model supports, ``None`` for any in ``1..118``.
         min_distance: smallest allowed interatomic distance in Å (``None`` skips the check).
+        charge_range: inclusive total-charge range the model has embeddings for (``None``: any).
+        spin_range: inclusive spin-multiplicity range likewise (``None``: any).
     """
 
     energy_key: str | None = None
@@ -74,6 +76,8 @@ class ReadOptions:
     max_atoms: int | None = None
     allowed_numbers: tuple[int, ...] | None = None
     min_distance: float | None = 0.1
+    charge_range: tuple[int, int] | None = None
+    spin_range: tuple[int, int] | None = None
 
     def molecule(self, *, where: str, **parts) -> Molecule:
         """Build (and, if enabled, validate) a molecule from ASE-style parts.
@@ -100,6 +104,8 @@ class ReadOptions:
             max_atoms=self.max_atoms,
             allowed_numbers=self.allowed_numbers,
             min_distance=self.min_distance,
+            charge_range=self.charge_range,
+            spin_range=self.spin_range,
         )
 
 

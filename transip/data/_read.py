@@ -26,6 +26,8 @@ def read_dataset(
     max_atoms: int | None = None,
     allowed_numbers: Collection[int] | None = None,
     min_distance: float | None = 0.1,
+    charge_range: tuple[int, int] | None = None,
+    spin_range: tuple[int, int] | None = None,
 ) -> MoleculeDataset:
     """Read molecules from a file, a directory of ``.aselmdb`` files, or a list of those.
 
@@ -51,6 +53,9 @@ def read_dataset(
         max_atoms: reject molecules longer than the model's context.
         allowed_numbers: reject elements outside this set.
         min_distance: reject atoms closer than this (Å); ``None`` skips the check.
+        charge_range: reject total charges outside this inclusive ``(min, max)`` (the model's
+            ``charge_range``); ``None`` accepts any.
+        spin_range: reject spin multiplicities outside this inclusive range (``spin_range``).
 
     Returns:
         A :class:`MoleculeDataset` with ``.sizes`` and ``.path``.
@@ -70,6 +75,8 @@ def read_dataset(
         max_atoms=max_atoms,
         allowed_numbers=None if allowed_numbers is None else tuple(sorted(int(z) for z in allowed_numbers)),
         min_distance=min_distance,
+        charge_range=None if charge_range is None else tuple(charge_range),
+        spin_range=None if spin_range is None else tuple(spin_range),
     )
     if isinstance(path, list | tuple):
         return ConcatMoleculeDataset([_read_one(Path(p), options, index) for p in path])

@@ -57,13 +57,17 @@ def validate_molecule(
     allowed_numbers: Collection[int] | None = None,
     min_distance: float | None = 0.1,
     max_z: int = MAX_Z,
+    charge_range: tuple[int, int] | None = None,
+    spin_range: tuple[int, int] | None = None,
 ) -> Molecule:
     """Check a molecule and return it unchanged, or raise :class:`DataError`.
 
     Checks, in order: at least one atom; ``positions`` is ``(N, 3)`` and ``numbers`` is ``(N,)``;
     atomic numbers in ``1..max_z`` (and in ``allowed_numbers`` when given); at most ``max_atoms``
     atoms (the model's context); finite positions, energy and forces; ``forces`` shaped like
-    ``positions``; spin multiplicity at least 1; no two atoms closer than ``min_distance`` Å.
+    ``positions``; spin multiplicity at least 1; charge and spin multiplicity inside ``charge_range``
+    and ``spin_range`` (the model's embedding rows) when given; no two atoms closer than
+    ``min_distance`` Å.
 
     Args:
         mol: the molecule.
@@ -73,6 +77,9 @@ def validate_molecule(
         min_distance: smallest allowed interatomic distance in Å, or ``None`` to skip the check
             (it costs a k-d tree query, ``O(N log N)``).
         max_z: largest atomic number accepted.
+        charge_range: inclusive ``(min, max)`` total charge the model has an embedding for, or
+            ``None`` for any.
+        spin_range: inclusive ``(min, max)`` spin multiplicity ``2S + 1`` likewise.
 
     Returns:
         ``mol`` itself, so readers can write ``return validate_molecule(mol, where=...)``.
@@ -87,6 +94,10 @@ def validate_molecule(
         Traceback (most recent call last):
         ...
         transip.data.DataError: h2.xyz[0]: numbers: 2 atoms exceed max_atoms=1
+        >>> validate_molecule(h2, where="h2.xyz[0]", charge_range=(1, 2))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        transip.data.DataError: h2.xyz[0]: charge: 0 is outside the model's charge_range [1, 2] (...)
     """
     n = len(mol)
     if mol.numbers.ndim != 1:
@@ -116,6 +127,14 @@ def validate_molecule(
         _check_finite(where, "forces", mol.forces)
     if mol.spin < 1:
         raise DataError(where, "spin", f"spin multiplicity 2S+1 must be >= 1, got {mol.spin}")
+    for field, value, limits in (("charge", mol.charge, charge_range), ("spin", mol.spin, spin_range)):
+        if limits is not None and not limits[0] <= value <= limits[1]:
+            raise DataError(
+                where,
+                field,
+                f"{value} is outside the model's {field}_range [{limits[0]}, {limits[1]}] "
+                f"(widen model.{field}_range, or leave this structure out)",
+            )
     if min_distance is not None and n > 1:
         pairs = cKDTree(mol.positions).query_pairs(min_distance, output_type="ndarray")
         if len(pairs):

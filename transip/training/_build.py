@@ -86,12 +86,12 @@ def resolve_model_config(section: ModelSection) -> TransIPConfig:
     return section.config
 
 
-def _read(spec: str, data: DataConfig, key: str, max_atoms: int):
+def _read(spec: str, data: DataConfig, key: str, limits: dict):
     return read_dataset(
         resolve_path(spec, key=key),
         energy_key=data.energy_key or None,
         forces_key=data.forces_key or None,
-        max_atoms=max_atoms,
+        **limits,
     )
 
 
@@ -103,16 +103,29 @@ def _limit(dataset, n: int, seed: int):
     return subset(dataset, idx)
 
 
-def load_datasets(data: DataConfig, *, seed: int, max_atoms: int):
-    """``(train, val, test)``: ``val`` is split off ``train`` when no file is given; ``test`` may be None."""
-    train = _read(data.train, data, "data.train", max_atoms)
+def load_datasets(
+    data: DataConfig,
+    *,
+    seed: int,
+    max_atoms: int,
+    charge_range: tuple[int, int] | None = None,
+    spin_range: tuple[int, int] | None = None,
+):
+    """``(train, val, test)``: ``val`` is split off ``train`` when no file is given; ``test`` may be None.
+
+    Molecules the model cannot represent are a :class:`~transip.data.DataError` naming the file, the
+    row and the field: more than ``max_atoms`` atoms, a charge or spin multiplicity outside
+    ``charge_range`` / ``spin_range`` (the model's; ``None``: not checked).
+    """
+    limits = {"max_atoms": max_atoms, "charge_range": charge_range, "spin_range": spin_range}
+    train = _read(data.train, data, "data.train", limits)
     if data.val:
-        val = _read(data.val, data, "data.val", max_atoms)
+        val = _read(data.val, data, "data.val", limits)
     else:
         train, val = split_dataset(
             train, [1.0 - data.val_fraction, data.val_fraction], seed=seed, by=data.split_by
         )
-    test = _read(data.test, data, "data.test", max_atoms) if data.test else None
+    test = _read(data.test, data, "data.test", limits) if data.test else None
     return _limit(train, data.max_train, seed), _limit(val, data.max_val, seed + 1), test
 
 
@@ -327,8 +340,14 @@ def build_run(
             the element references are then fitted on rank 0 only (a full pass over the training
             set) and sent to the others.
     """
-    max_atoms = config.model.config.max_atoms  # reject molecules beyond the context
-    train_set, val_set, test_set = load_datasets(config.data, seed=config.train.seed, max_atoms=max_atoms)
+    shape = config.model.config  # reject molecules beyond its context, charges and spins it cannot embed
+    train_set, val_set, test_set = load_datasets(
+        config.data,
+        seed=config.train.seed,
+        max_atoms=shape.max_atoms,
+        charge_range=shape.charge_range,
+        spin_range=shape.spin_range,
+    )
     fit = fit_references(train_set) if rank == 0 or share is None else None
     if share is not None and world_size > 1:
         fit = share(fit)

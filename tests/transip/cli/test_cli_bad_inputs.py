@@ -8,7 +8,7 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.io import write
+from ase.io import read, write
 
 from transip.cli import main
 
@@ -41,6 +41,11 @@ def files(tmp_path_factory):
     charged = molecule("H2O")
     charged.info["charge"] = 50
     write(d / "charge50.extxyz", charged)
+    g2 = read(G2, ":")
+    g2[3].info["charge"] = 50
+    write(d / "g2_charge50.extxyz", g2)
+    g2[3].info["charge"], g2[5].info["spin"] = 0, 12
+    write(d / "g2_spin12.extxyz", g2)
     odd = molecule("H2O")
     odd.info["spin"] = 2
     write(d / "spin2.extxyz", odd)
@@ -136,6 +141,24 @@ def test_training_without_energies_fails_before_the_run_directory(files, capsys,
     assert not run.exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "name", "message"),
+    [
+        ("data.train", "g2_charge50.extxyz", "g2_charge50.extxyz[3]: charge: 50 is outside the model's "),
+        ("data.val", "g2_spin12.extxyz", "g2_spin12.extxyz[5]: spin: 12 is outside the model's spin_range"),
+    ],
+)
+def test_training_data_outside_the_models_charge_or_spin_range_fails_before_the_run_directory(
+    files, capsys, tmp_path, option, name, message
+):
+    # was a traceback from the model's embedding at the first step, after the run directory was made
+    run = tmp_path / "run"
+    assert main(["train", *TINY, f"--{option}={files / name}", f"--logging.run_dir={run}"]) == 2
+    err = _one_line_error(capsys, "train")
+    assert message in err and "widen model." in err
+    assert not run.exists()
+
+
 def test_md_index_out_of_range_and_a_single_atom(files, capsys, tmp_path):
     ckpt = str(files / "run" / "best.pt")
     assert main(["md", G2, ckpt, "-o", str(tmp_path / "a.extxyz"), "--index", "99999"]) == 2
@@ -171,6 +194,10 @@ DOC_CASES = [
     ("a garbage checkpoint", "evaluate {d}/garbage.pt {d}/water.extxyz"),
     ("a molecule larger than max_atoms", "predict {d}/run/best.pt {d}/big.extxyz -o {d}/p.extxyz"),
     ("charge 50", "predict {d}/run/best.pt {d}/charge50.extxyz -o {d}/p.extxyz"),
+    (
+        "charge 50 in the training data",
+        "train {tiny} --data.train={d}/g2_charge50.extxyz --logging.run_dir={d}/r3",
+    ),
     (
         "training data without energies",
         "train {tiny} --data.train={d}/nolabels.extxyz --logging.run_dir={d}/r2",

@@ -51,6 +51,13 @@ CASES = {
     ),
     "overlap_custom_threshold": ({}, dict(min_distance=1.0), "positions", "min_distance=1.0"),
     "spin_zero": (dict(spin=0), {}, "spin", ">= 1"),
+    "charge_outside_range": (
+        dict(charge=50),
+        dict(charge_range=(-10, 10)),
+        "charge",
+        "charge_range [-10, 10]",
+    ),
+    "spin_outside_range": (dict(spin=12), dict(spin_range=(1, 11)), "spin", "spin_range [1, 11]"),
 }
 
 
@@ -114,6 +121,28 @@ def test_reader_rejects_unsupported_element_and_long_molecules(tmp_path):
         read_dataset(path, max_atoms=1)
     with pytest.raises(DataError, match=r"h2.extxyz\[0\]: numbers: element Z=1"):
         read_dataset(path, allowed_numbers=[6, 8])
+
+
+def test_readers_reject_charge_and_spin_outside_the_given_ranges(tmp_path, g2_path):
+    frames = ase.io.read(g2_path, ":6")
+    frames[2].info["charge"], frames[4].info["spin"] = -3, 5
+    path = _write(tmp_path / "ions.extxyz", frames)
+    assert len(read_dataset(path)) == 6  # no ranges given: any charge and spin
+    assert len(read_dataset(path, charge_range=(-3, 3), spin_range=(1, 5))) == 6  # inclusive
+    with pytest.raises(
+        DataError, match=r"ions.extxyz\[2\]: charge: -3 is outside the model's charge_range \[-2, 2\]"
+    ):
+        read_dataset(path, charge_range=(-2, 2))
+    with pytest.raises(
+        DataError, match=r"ions.extxyz\[4\]: spin: 5 is outside the model's spin_range \[1, 4\]"
+    ):
+        read_dataset(path, spin_range=(1, 4))
+    db = tmp_path / "ions.aselmdb"
+    from transip.data import write_aselmdb
+
+    write_aselmdb(db, read_dataset(path))
+    with pytest.raises(DataError, match=r"ions.aselmdb\[4\]: spin: 5 is outside"):
+        [m.spin for m in read_dataset(db, spin_range=(1, 4))]  # lazily, as each molecule is read
 
 
 def test_reader_rejects_non_integer_spin(tmp_path):
