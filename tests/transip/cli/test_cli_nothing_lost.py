@@ -131,3 +131,33 @@ def test_md_progress_lines_without_a_terminal(run_dir, tmp_path, capsys):
     assert main(args) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("md: step")]
     assert [line.split(",")[0] for line in lines] == [f"md: step {k}/20" for k in range(2, 21, 2)]
+
+
+def test_md_killed_with_sigkill_leaves_whole_frames(run_dir, tmp_path):
+    """A real ``kill -9`` of ``transip md`` in a subprocess, after a few frames reached the disk."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "md.extxyz"
+    command = [sys.executable, "-m", "transip.cli", "md", ETHANOL, str(run_dir / "best.pt"), "-o", str(out)]
+    command += ["--steps", "100000", "--interval", "1"]  # far more than it runs before the kill
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300  # a bound on a stuck start, not a measurement
+    try:
+        while not (out.exists() and out.read_text().count("md_step=") >= 4):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "md wrote no frames"
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # SIGKILL: no handler runs, nothing is written on the way out
+        proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    frames = ase.io.read(out, ":")
+    assert len(frames) >= 4
+    assert [f.info["md_step"] for f in frames] == list(range(len(frames)))
+    assert all(len(f) == 9 and f.get_forces().shape == (9, 3) for f in frames)  # whole frames
+    assert out.read_text().endswith("\n")
