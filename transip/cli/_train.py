@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         config_to_dict,
         distributed_process_group,
         load_config,
+        resolve_init,
         torchrun_env,
         train,
     )
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         env = torchrun_env()
     except ValueError as e:
         raise UsageError(str(e)) from None
+    config = resolve_init(config)  # a fine-tuning run's model section is its checkpoint's
     if args.print_config:
         if env is None or env.rank == 0:  # once, not once per process
             sys.stdout.write(yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -43,6 +43,7 @@ from ._config import (
 )
 from ._distributed import DistributedEnv, distributed_process_group, torchrun_env
 from ._ema import ExponentialMovingAverage
+from ._finetune import RUNTIME_FIELDS, freeze, resolve_init
 from ._finish import FinalReport
 from ._labels import fit_references
 from ._objective import LOGGED_TERMS, LossTerms, TransIPObjective, compute_objective
@@ -72,6 +73,7 @@ __all__ = [
     "LATENT_LOSSES",
     "LOGGED_TERMS",
     "ROTATED",
+    "RUNTIME_FIELDS",
     "TAU",
     "TAU_KINDS",
     "ConfigError",
@@ -109,6 +111,7 @@ __all__ = [
     "energy_loss",
     "fit_references",
     "force_loss",
+    "freeze",
     "load_config",
     "load_datasets",
     "load_trained",
@@ -117,6 +120,7 @@ __all__ = [
     "merge_config",
     "parse_overrides",
     "resolve_model_config",
+    "resolve_init",
     "resolve_path",
     "save_config",
     "save_training_checkpoint",

@@ -31,6 +31,7 @@ from transip.model import TransIP, TransIPConfig
 
 from ._config import ConfigError, DataConfig, EquivarianceConfig, ModelSection, OptimConfig, TrainingConfig
 from ._ema import ExponentialMovingAverage
+from ._finetune import freeze, init_model, init_references, init_tau, read_init
 from ._labels import MAE_PASS_LIMIT, ReferenceFit, fit_references, warn_unseen_elements
 from ._objective import TransIPObjective
 from ._schedule import make_scheduler
@@ -348,7 +349,11 @@ def build_run(
         charge_range=shape.charge_range,
         spin_range=shape.spin_range,
     )
-    fit = fit_references(train_set) if rank == 0 or share is None else None
+    source = read_init(config.train.init) if config.train.init else None
+    if rank == 0 or share is None:
+        fit = fit_references(train_set) if source is None else init_references(config, source, train_set)
+    else:
+        fit = None
     if share is not None and world_size > 1:
         fit = share(fit)
     if rank == 0:
@@ -367,8 +372,19 @@ def build_run(
         )
         for name, dataset in (("data.val", val_set), ("data.test", test_set)):
             warn_unseen_elements(dataset, fit.report.elements, name)
-    model = build_model(config, fit).to(device=device, dtype=dtype)
+    model = build_model(config, fit) if source is None else init_model(config, source, fit)
+    model = model.to(device=device, dtype=dtype)
+    frozen = freeze(model, config.train.freeze)
     objective = build_objective(config, model, fit).to(device=device, dtype=dtype)
+    if source is not None:
+        init_tau(config, source, objective.tau)
+        if rank == 0:
+            logging.getLogger("transip.training").info(
+                "fine-tuning from %s (%d of %d parameter tensors frozen)",
+                source.path,
+                len(frozen),
+                len(list(model.parameters())),
+            )
     optimizer = build_optimizer(objective, config.optim)
     o = config.optim
     clock = BudgetClock(config.train.budget_seconds)

@@ -155,6 +155,10 @@ class TrainConfig:
     checkpoint_every: int = 250
     checkpoint_minutes: float = 5.0  # >0: also write last.pt after this many wall-clock minutes
     log_every: int = 10
+    # fine-tuning (docs/transip/training.md#fine-tuning): a checkpoint to start from; empty: fresh weights
+    init: str = ""
+    init_references: Literal["keep", "refit"] = "keep"  # keep the checkpoint's, fit new elements only
+    freeze: tuple[str, ...] = ()  # parameter-name prefixes not trained, e.g. [tokens, blocks.0]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ._build import check_equivariance, check_paths
 from ._checkpointing import rank_state, save_training_checkpoint
 from ._config import ConfigError, TrainingConfig
 from ._distributed import Replicas, ReplicaStopRequest
+from ._finetune import resolve_init
 from ._finish import FinalReport, finish_run
 from ._setup import Run, batches, setup
 from ._state import StopRequest
@@ -130,6 +131,7 @@ def train(
     Returns:
         A :class:`TrainResult`.
     """
+    config = resolve_init(config)
     check_config(config)
     replicas = Replicas.current(rank, world_size)
     threads = torch.get_num_threads()
