@@ -9,10 +9,10 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from . import _data, _evaluate, _md, _predict, _probe, _train
+from . import _data, _evaluate, _export, _md, _predict, _probe, _train
 from ._common import UsageError
 
-_COMMANDS = (_train, _evaluate, _predict, _md, _probe, _data)
+_COMMANDS = (_train, _evaluate, _predict, _md, _probe, _data, _export)
 
 _DESCRIPTION = """\
 TransIP: a Transformer interatomic potential with learned latent equivariance.
