@@ -5,6 +5,8 @@ eSEN, ``bash examples/bench_env.sh esen``: fairchem-core needs e3nn >= 0.5)::
 
     python examples/benchmark.py models --quick --json runs/bench.json
     python examples/benchmark.py models --sizes 9 21 60 200 1000 --batches 32x9 32x21 --repeats 5
+    python examples/benchmark.py models --models transip-S-ref mace-128x0e mace-128x0e@8 \
+        --sizes 60 200 --batches drop200 32xg2 --modes infer train   # MACE for 3 vs 8 elements
     python examples/benchmark.py attention --json runs/attention.json
     python examples/benchmark.py compare --before HEAD~3 --systems 9 200 --modes infer train
 
@@ -12,11 +14,23 @@ eSEN, ``bash examples/bench_env.sh esen``: fairchem-core needs e3nn >= 0.5)::
 conservative except for ``esen-sm-direct``, and for TransIP also with the latent-equivariance term)
 for every model on the same structures. All models run in one process and alternate (A, B, A, B,
 ...) within each repetition, so they see the same allocator state and machine load; medians are
-reported, with the ratio ``time(other) / time(TransIP)`` (> 1: TransIP faster). Peak memory is
-measured in a fresh subprocess per (model, system, mode): the increase of the peak resident set
-size (``VmHWM``, reset after building the model and data) over the resident size before the step,
-on CPU; ``torch.cuda.max_memory_allocated`` on GPU. On a shared machine the fastest repetition
-(``min_s``) is also recorded: interference only ever adds time.
+reported, with the ratio ``time(other) / time(TransIP)`` (> 1: TransIP faster) three ways: wall
+time (``speedup``), process CPU time (``speedup_cpu``, ``time.process_time``) and the computing
+thread's user CPU time (``speedup_user``, without the kernel's page-fault work). On a shared
+machine the CPU-time ratios are the ones to read: other jobs add wall time, not work. MACE is
+built for the elements present in the run's structures (``--mace-elements`` overrides; earlier
+versions built it for H C N O F P S Cl whatever the structures held, which costs MACE 1.3-1.8x).
+Each model's settings (elements, cutoff, irreps or width, dtype, threads, allocator, torch
+version) are printed and kept in the ``--json`` record, which is rewritten after every entry.
+Peak memory is measured in a fresh subprocess per (model, system, mode): the increase of the peak
+resident set size (``VmHWM``, reset after building the model and data) over the resident size
+before the step, on CPU; ``torch.cuda.max_memory_allocated`` on GPU. On a shared machine the
+fastest repetition (``min_s``) is also recorded: interference only ever adds time.
+
+Structures (:func:`system`): ``9`` an rMD17 ethanol frame, ``60`` C60, other ``N`` a random H/O
+cluster at water's atom density, ``dropN`` an ethanol droplet (intact molecules at liquid
+density), ``BxN`` a batch (``32x9``: 32 ethanol frames), ``Bxg2`` B bundled ``g2_xtb`` molecules
+of H, C and O (3-14 atoms each).
 
 ``attention`` compares ways to run TransIP-S's attention on a mixed batch (16 molecules of 12-186
 atoms) and on one 1000-atom molecule: one bucket per molecule, padding to the largest with a key
@@ -82,15 +96,59 @@ def _from_atoms(atoms, source: str) -> Molecule:
     return Molecule(positions=atoms.get_positions(), numbers=atoms.get_atomic_numbers(), source=source)
 
 
+def droplet(n: int, seed: int = 0, density: float = 0.0103, min_dist: float = 1.6) -> Molecule:
+    """A liquid-like ethanol droplet: ``round(n / 9)`` rMD17 ethanol frames (bundled ``ethanol_train``),
+    randomly rotated, their centres drawn in a sphere at liquid ethanol's molecule density
+    (0.0103 / Å^3, i.e. 0.79 g/cm^3; 0.093 atoms / Å^3) and rejected when any atom comes closer than
+    ``min_dist`` Å to an atom of an accepted molecule. Unlike :func:`cluster`, every molecule is
+    intact (H, C, O bonded as in ethanol), so neighbour counts are those of an organic liquid.
+    """
+    import ase.io
+    from scipy.spatial.transform import Rotation
+
+    count = max(1, round(n / 9))
+    frames = ase.io.read(bundled_dataset("ethanol_train"), f":{count}")
+    rng = np.random.default_rng(seed)
+    radius = (3 * count / (4 * np.pi * density)) ** (1 / 3)
+    placed, numbers = [], []
+    for frame in frames:
+        local = frame.get_positions() - frame.get_positions().mean(0)
+        while True:
+            centre = rng.uniform(-radius, radius, 3)
+            if np.linalg.norm(centre) > radius:
+                continue
+            pos = Rotation.random(random_state=rng).apply(local) + centre
+            if not placed or np.min(np.linalg.norm(np.vstack(placed)[:, None] - pos, axis=-1)) >= min_dist:
+                break
+        placed.append(pos)
+        numbers.append(frame.get_atomic_numbers())
+    return Molecule(positions=np.vstack(placed), numbers=np.concatenate(numbers), source=f"droplet{n}")
+
+
+def g2_molecules(count: int, seed: int = 0, elements=(1, 6, 8)) -> list[Molecule]:
+    """``count`` bundled ``g2_xtb`` molecules made of ``elements`` only (H, C, O: 986 of the 2099),
+    drawn without replacement: small organic molecules of 3-14 atoms, mixed sizes in one batch."""
+    import ase.io
+
+    frames = [a for a in ase.io.read(bundled_dataset("g2_xtb"), ":") if set(a.numbers) <= set(elements)]
+    picks = np.random.default_rng(seed).choice(len(frames), count, replace=False)
+    return [_from_atoms(frames[i], "g2_xtb") for i in sorted(picks)]
+
+
 def system(name: str) -> list[Molecule]:
-    """``"9"`` (an rMD17 ethanol frame), ``"60"`` (C60), other ``"N"`` (a cluster), ``"BxN"`` (a batch),
+    """``"9"`` (an rMD17 ethanol frame), ``"60"`` (C60), other ``"N"`` (a cluster), ``"dropN"`` (an
+    ethanol droplet of about N atoms), ``"BxN"`` (a batch), ``"Bxg2"`` (B g2_xtb molecules of H, C, O),
     ``"mixed16"`` (16 clusters of 12-186 atoms)."""
     import ase.io
     from ase.build import molecule
 
     if name == "mixed16":
         return [cluster(n, seed) for seed, n in enumerate(mixed_sizes())]
+    if name.startswith("drop"):
+        return [droplet(int(name.removeprefix("drop")))]
     count, _, size = name.rpartition("x")
+    if size == "g2":
+        return g2_molecules(int(count))
     count, size = int(count or 1), int(size)
     if size == 9:
         frames = ase.io.read(bundled_dataset("ethanol_train"), f":{count}")
@@ -157,6 +215,20 @@ class TransIPRunner:
         }[attention]
         self.optimizer = adamw(self.model.parameters())
         self.tau = None
+        self.preset, self.kernel = preset, attention
+
+    def describe(self) -> dict:
+        """The settings a reader needs to reproduce this model's timings."""
+        import dataclasses
+
+        c = self.model.config
+        return {
+            "model": f"TransIP-{self.preset}", "attention": self.kernel,
+            "parameters": _parameters(self.model), "dtype": str(next(self.model.parameters()).dtype),
+            "elements": "any (Z <= 118, one embedding)",
+            "cutoff_A": f"none (all pairs attend; RBF features on 0-{c.rbf_cutoff} A)",
+            "config": {k: v for k, v in dataclasses.asdict(c).items() if not isinstance(v, tuple)},
+        }  # fmt: skip
 
     def prepare(self, mols):
         batch = Batch.from_molecules(mols)
@@ -224,10 +296,24 @@ def neighbour_pairs(batch: Batch, cutoff: float) -> tuple[torch.Tensor, torch.Te
     return torch.cat(edges, 1), torch.tensor([e.shape[1] for e in edges])
 
 
-class MaceRunner:
-    """``mace.modules.ScaleShiftMACE``, random weights: r_max 5, 2 interactions, correlation 3, l_max 3."""
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
-    def __init__(self, hidden_irreps: str, zs=(1, 6, 7, 8, 9, 15, 16, 17), r_max: float = 5.0):
+
+#: The element set earlier versions of this script built every MACE for, whatever the structures
+#: held (``--mace-elements 1 6 7 8 9 15 16 17`` reproduces those runs).
+MACE_OLD_ELEMENTS = (1, 6, 7, 8, 9, 15, 16, 17)
+
+
+class MaceRunner:
+    """``mace.modules.ScaleShiftMACE``, random weights: r_max 5, 2 interactions, correlation 3, l_max 3.
+
+    ``zs`` are the elements it is built for. MACE's element-dependent layers (the one-hot node
+    attributes enter every interaction's linear and product-basis weights) cost in proportion to
+    their number, so a fair timing builds it for the elements of the benchmarked structures only.
+    """
+
+    def __init__(self, hidden_irreps: str, zs, r_max: float = 5.0):
         # e3nn 0.4.4 (pinned by mace-torch) loads its own constants with torch.load, which torch >= 2.6
         # restricts to weights only; the file holds Python slices, so allow exactly that type.
         torch.serialization.add_safe_globals([slice])
@@ -245,6 +331,22 @@ class MaceRunner:
             atomic_inter_scale=1.0, atomic_inter_shift=0.0,
         )  # fmt: skip
         self.optimizer = adamw(self.model.parameters())
+        self.hidden_irreps = hidden_irreps
+
+    def describe(self) -> dict:
+        import e3nn
+        import mace
+
+        return {
+            "model": "MACE (ScaleShiftMACE)", "mace_version": getattr(mace, "__version__", "?"),
+            "e3nn_version": e3nn.__version__, "parameters": _parameters(self.model),
+            "dtype": str(next(self.model.parameters()).dtype), "elements": self.zs,
+            "element_count": len(self.zs), "cutoff_A": self.r_max, "hidden_irreps": self.hidden_irreps,
+            "interaction": "RealAgnosticResidualInteractionBlock", "num_interactions": 2,
+            "max_ell": 3, "correlation": 3, "num_bessel": 8, "radial_MLP": [64, 64, 64],
+            "MLP_irreps": "16x0e", "avg_num_neighbors": 20.0,
+            "neighbour_list": "built before timing, not charged",
+        }  # fmt: skip
 
     def prepare(self, mols):
         """MACE's input dictionary, with the neighbour list (within ``r_max``, no self pairs)."""
@@ -313,6 +415,14 @@ class EsenRunner:
         self.model = torch.nn.ModuleDict({"backbone": backbone, **heads})
         self.optimizer = adamw(self.model.parameters())
 
+    def describe(self) -> dict:
+        return {
+            "model": f"eSEN-sm ({'direct' if self.direct else 'conservative'} forces)",
+            "parameters": _parameters(self.model), "dtype": str(next(self.model.parameters()).dtype),
+            "elements": "any (one embedding table)", "cutoff_A": self.cutoff,
+            "sphere_channels": 128, "lmax": 2, "mmax": 2, "num_layers": 4,
+        }  # fmt: skip
+
     def prepare(self, mols):
         """fairchem's ``AtomicData`` batch with the neighbour list (within ``cutoff``, no self pairs)."""
         from fairchem.core.datasets.atomic_data import AtomicData
@@ -354,15 +464,22 @@ class EsenRunner:
         return loss.detach()
 
 
-def build(name: str):
+def elements_of(mols) -> list[int]:
+    """The atomic numbers present in ``mols``, sorted: what MACE is built for here."""
+    return sorted({int(z) for m in mols for z in np.asarray(m.numbers)})
+
+
+def build(name: str, elements=MACE_OLD_ELEMENTS):
     """``transip-S`` / ``transip-M`` (fast attention), ``transip-S-ref`` (the model's own attend),
-    ``mace-128x0e``, ``mace-64x0e+64x1o``, ``esen-sm-cons`` / ``esen-sm-direct`` (conservative /
-    direct forces)."""
+    ``mace-128x0e``, ``mace-64x0e+64x1o`` (built for ``elements``; with the suffix ``@8``, e.g.
+    ``mace-128x0e@8``, for :data:`MACE_OLD_ELEMENTS` instead), ``esen-sm-cons`` /
+    ``esen-sm-direct`` (conservative / direct forces)."""
     if name.startswith("transip-"):
         preset, _, kernel = name.removeprefix("transip-").partition("-")
         return TransIPRunner(preset, kernel or "fast")
     if name.startswith("mace-"):
-        return MaceRunner(name.removeprefix("mace-"))
+        irreps, _, old = name.removeprefix("mace-").partition("@")
+        return MaceRunner(irreps, MACE_OLD_ELEMENTS if old == "8" else elements)
     if name in ("esen-sm-cons", "esen-sm-direct"):
         return EsenRunner(direct=name == "esen-sm-direct")
     raise ValueError(f"unknown model {name!r}")
@@ -425,7 +542,7 @@ def spec_runner(spec: dict):
     if "config" in spec:
         package = load_revision(spec["revision"]) if spec.get("revision") else transip
         return TransIPRunner(spec["preset"], spec["attention"], package, **spec["config"])
-    return build(spec["model"])
+    return build(spec["model"], spec.get("elements") or elements_of(system(spec["system"])))
 
 
 def peak_memory(spec: dict) -> dict:
@@ -439,22 +556,39 @@ def peak_memory(spec: dict) -> dict:
 
 
 def interleaved(
-    runners: dict, prepared: dict, mode: str, repeats: int, warmup: int = 1, cpu: dict | None = None
+    runners: dict,
+    prepared: dict,
+    mode: str,
+    repeats: int,
+    warmup: int = 1,
+    cpu: dict | None = None,
+    usage: dict | None = None,
 ) -> dict:
     """Seconds per call for every runner, alternating runners within each repetition.
 
     With ``cpu`` (a dict), the process CPU time of every call is recorded there too: on one thread
     it is the work done, and it moves far less than wall time when other jobs share the cores.
+    With ``usage`` (a dict), also the calling thread's user and system CPU seconds and minor page
+    faults (``getrusage(RUSAGE_THREAD)``; with ``OMP_NUM_THREADS=1`` torch computes on this thread).
     """
+    import resource
+
+    def thread_usage():
+        u = resource.getrusage(resource.RUSAGE_THREAD)
+        return np.array([u.ru_utime, u.ru_stime, u.ru_minflt])
+
     times = {name: [] for name in runners}
     for rep in range(warmup + repeats):
         for name, runner in runners.items():
+            before = thread_usage() if usage is not None else None
             start, start_cpu = time.perf_counter(), time.process_time()
             run_mode(runner, prepared[name], mode)
             if rep >= warmup:
                 times[name].append(time.perf_counter() - start)
                 if cpu is not None:
                     cpu.setdefault(name, []).append(time.process_time() - start_cpu)
+                if usage is not None:
+                    usage.setdefault(name, []).append((thread_usage() - before).tolist())
     return times
 
 
@@ -471,38 +605,51 @@ def machine() -> dict:
         "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", "(unset: glibc default malloc)"),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "nice": os.nice(0), "load_average_at_start": os.getloadavg(),
     }  # fmt: skip
 
 
-def write_results(path: str, info: dict, results) -> None:
-    """``{"machine": info, "results": results}`` as JSON, atomically (a temporary file, then a rename)."""
+def write_results(path: str, info: dict, results, models: dict | None = None) -> None:
+    """``{"machine": info, "models": models, "results": results}`` as JSON, atomically (a temporary
+    file, then a rename); ``models`` (each model's settings) is left out when ``None``."""
     target = os.path.abspath(path)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump({"machine": info, "results": results}, f, indent=1)
+            record = {"machine": info, "results": results}
+            if models is not None:
+                record = {"machine": info, "models": models, "results": results}
+            json.dump(record, f, indent=1)
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
         raise
 
 
-def summarise(times: dict, atoms: int, cpu: dict | None = None) -> dict:
+def summarise(times: dict, atoms: int, cpu: dict | None = None, usage: dict | None = None) -> dict:
     out = {}
     for name, t in times.items():
         med = statistics.median(t)
         out[name] = {"median_s": med, "min_s": min(t), "atoms_per_s": atoms / med, "times_s": t}
         if cpu:
             out[name].update(cpu_median_s=statistics.median(cpu[name]), cpu_s=cpu[name])
+        if usage:
+            user, sys_, faults = zip(*usage[name], strict=True)
+            out[name].update(
+                thread_user_median_s=statistics.median(user),
+                thread_sys_median_s=statistics.median(sys_),
+                minor_faults_median=statistics.median(faults),
+            )
     return out
 
 
 # --------------------------------------------------------------------------- commands
-def speedups(entry: dict, reference: dict) -> dict:
+def speedups(entry: dict, reference: dict, key: str = "median_s") -> dict:
     """``time(other) / time(TransIP)`` for every TransIP x other-model pair (MACE, eSEN);
-    ``reference`` holds the other models' medians."""
-    transip = {t: r["median_s"] for t, r in entry["results"].items() if t.startswith("transip")}
+    ``reference`` holds the other models' medians of ``key`` (wall: ``median_s``, process CPU:
+    ``cpu_median_s``, thread user CPU: ``thread_user_median_s``)."""
+    transip = {t: r[key] for t, r in entry["results"].items() if t.startswith("transip")}
     return {f"{t}/{m}": reference[m] / transip[t] for t in transip for m in reference}
 
 
@@ -511,6 +658,8 @@ def print_entry(entry: dict) -> None:
              + (f" {r['memory'].get('peak_rss_increase_mb', float('nan')):7.0f} MB" if "memory" in r else "")
              for n, r in entry["results"].items()]  # fmt: skip
     ratio = "  ".join(f"{k} x{v:.2f}" for k, v in entry.get("speedup", {}).items())
+    if entry.get("speedup_cpu"):
+        ratio += " (CPU " + " ".join(f"x{v:.2f}" for v in entry["speedup_cpu"].values()) + ")"
     print(
         f"{entry['system']:>7} {entry['atoms']:5d} {entry['mode']:>12} | "
         + " | ".join(cells)
@@ -519,30 +668,59 @@ def print_entry(entry: dict) -> None:
     sys.stdout.flush()
 
 
+#: The ratios of a ``models`` entry and the medians they divide: wall time, process CPU time, and
+#: the computing thread's user CPU time (without the kernel's page-fault work).
+RATIO_KEYS = {"speedup": "median_s", "speedup_cpu": "cpu_median_s", "speedup_user": "thread_user_median_s"}
+
+
 def cmd_models(args) -> list[dict]:
+    """Every model on every system, interleaved; wall, process-CPU and thread-user-CPU ratios.
+
+    MACE is built once, for the elements present in all the run's structures (``--mace-elements``
+    overrides); every model's settings are printed and kept in the ``--json`` record, which is
+    rewritten after each entry, so a run cut short keeps what it measured.
+    """
+    names = [str(s) for s in args.sizes] + list(args.batches)
+    structures = {name: system(name) for name in names}
+    elements = args.mace_elements or elements_of([m for mols in structures.values() for m in mols])
     torch.manual_seed(0)
-    runners = {name: build(name) for name in args.models}
+    runners = {name: build(name, elements) for name in args.models}
+    common = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+              "allocator": os.environ.get("GLIBC_TUNABLES", "glibc default malloc")}  # fmt: skip
+    settings = {name: {**runner.describe(), **common} for name, runner in runners.items()}
+    for name, described in settings.items():
+        print(f"{name}: {json.dumps(described)}")
     results = []
-    for sysname in [str(s) for s in args.sizes] + list(args.batches):
-        mols = system(sysname)
+    for sysname, mols in structures.items():
         atoms = sum(len(m) for m in mols)
         prepared = {name: runner.prepare(mols) for name, runner in runners.items()}
-        others_train = {}
+        others_train: dict = {}
         for mode in args.modes:
             if mode != "infer" and atoms > args.max_train_atoms:
                 continue
             active = {n: r for n, r in runners.items() if supports(n, mode)}
-            times = interleaved(active, prepared, mode, args.repeats)
-            entry = {"system": sysname, "atoms": atoms, "mode": mode, "results": summarise(times, atoms)}
-            others = {n: r["median_s"] for n, r in entry["results"].items() if not n.startswith("transip")}
+            cpu, usage = {}, {}
+            times = interleaved(active, prepared, mode, args.repeats, args.warmup, cpu=cpu, usage=usage)
+            entry = {"system": sysname, "atoms": atoms, "elements": elements_of(mols), "mode": mode,
+                     "results": summarise(times, atoms, cpu, usage)}  # fmt: skip
+            keys = RATIO_KEYS
+            others = {
+                key: {n: r[k] for n, r in entry["results"].items() if not n.startswith("transip")}
+                for key, k in keys.items()
+            }
             others_train = others if mode == "train" else others_train
-            entry["speedup"] = speedups(entry, others or (others_train if mode == "train+latent" else {}))
+            for key, k in keys.items():
+                reference = others[key] or (others_train.get(key, {}) if mode == "train+latent" else {})
+                entry[key] = speedups(entry, reference, k)
             largest = sysname == str(max(args.sizes)) if args.sizes else False
             if args.memory == "all" or (args.memory == "largest" and largest):
                 for n in active:
-                    entry["results"][n]["memory"] = peak_memory({"model": n, "system": sysname, "mode": mode})
+                    spec = {"model": n, "system": sysname, "mode": mode, "elements": elements}
+                    entry["results"][n]["memory"] = peak_memory(spec)
             results.append(entry)
             print_entry(entry)
+            if args.record is not None:
+                args.record({"models": settings, "entries": results})
     return results
 
 
@@ -678,7 +856,7 @@ def steps_child(spec: dict) -> dict:
     """Runs in a subprocess: median wall / CPU time and minor page faults of ``spec["steps"]`` calls."""
     import resource
 
-    runner = build(spec["model"])
+    runner = build(spec["model"], elements_of(system(spec["system"])))
     data = runner.prepare(system(spec["system"]))
     for _ in range(2):
         run_mode(runner, data, spec["mode"])
@@ -817,7 +995,7 @@ def cmd_profile(args) -> None:
     import resource
 
     torch.manual_seed(0)
-    runner = build(args.model)
+    runner = build(args.model, elements_of(system(args.system)))
     data = runner.prepare(system(args.system))
     for step in range(args.steps):
         before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -848,6 +1026,11 @@ def main(argv=None) -> None:
     models.add_argument(
         "--max-train-atoms", type=int, default=1000, help="skip training steps on larger systems"
     )
+    models.add_argument("--warmup", type=int, default=2, help="untimed calls per model before timing")
+    models.add_argument(
+        "--mace-elements", type=int, nargs="*", default=None,
+        help="atomic numbers to build MACE for (default: those present in the structures)",
+    )  # fmt: skip
     attention = sub.add_parser(
         "attention", help="attention kernels inside TransIP on mixed and large molecules"
     )
@@ -916,7 +1099,13 @@ def main(argv=None) -> None:
         args.repeats, args.memory = 3, "none"
     info = machine()
     print(json.dumps(info))
-    commands = {"models": cmd_models, "attention": cmd_attention, "compare": cmd_compare}
+    if args.command == "models":
+        args.record = None
+        if args.json:
+            args.record = lambda r: write_results(args.json, info, r["entries"], r["models"])
+        cmd_models(args)  # writes its record after every entry
+        return
+    commands = {"attention": cmd_attention, "compare": cmd_compare}
     results = {**commands, "allocator": cmd_allocator}[args.command](args)
     if args.json:
         write_results(args.json, info, results)
