@@ -968,7 +968,8 @@ def cmd_plot(args) -> None:
 
 
 def cmd_table(args) -> None:
-    """Markdown tables (median ms, atoms/s, peak-memory increase, speedups) from a ``--json`` file."""
+    """Markdown tables (median ms, atoms/s, peak-memory increase, speedups: wall, and where recorded
+    process CPU and thread user CPU) from a ``--json`` file."""
     with open(args.results) as f:
         data = json.load(f)
     names = list(dict.fromkeys(n for e in data["results"] for n in e["results"]))
@@ -986,6 +987,10 @@ def cmd_table(args) -> None:
                 + ("" if mem is None else f", +{mem:.0f} MB")
             )
         ratios = ", ".join(f"{k}: {v:.2f}" for k, v in e.get("speedup", {}).items())
+        if e.get("speedup_cpu"):  # models runs since MACE is built for the elements present
+            cpu, user = e["speedup_cpu"].values(), e["speedup_user"].values()
+            ratios += " (CPU " + ", ".join(f"{v:.2f}" for v in cpu) + "; user "
+            ratios += ", ".join(f"{v:.2f}" for v in user) + ")"
         print(f"| {e['system']} | {e['atoms']} | {e['mode']} | " + " | ".join(cells) + f" | {ratios} |")
 
 
